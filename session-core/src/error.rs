@@ -1,0 +1,171 @@
+//! The one error type of the workspace, and the typed reasons behind it.
+
+use std::error::Error as StdError;
+
+use crate::record::RevokeReason;
+use crate::token::TokenError;
+
+/// A boxed error from a backend driver, kept as the `source` of [`Error::Unavailable`] and
+/// [`Error::Backend`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything a session operation can fail with.
+///
+/// The variants are distinct on purpose: an app maps [`Error::Unavailable`] to a 503 and keeps the
+/// user signed in, while [`Error::NotFound`], [`Error::Expired`], [`Error::Revoked`] and
+/// [`Error::ReuseDetected`] mean "sign in again". A store failure is never reported as
+/// [`Error::NotFound`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No stored session has this id (never existed, or already purged).
+    #[error("session not found")]
+    NotFound,
+    /// The session exists but its idle or absolute expiry has passed.
+    #[error("session expired")]
+    Expired,
+    /// The session was revoked (logged out, evicted, revoked after reuse, ...).
+    #[error("session revoked: {reason}")]
+    Revoked {
+        /// Why it was revoked.
+        reason: RevokeReason,
+    },
+    /// The presented refresh token could not be parsed.
+    #[error("invalid refresh token: {0}")]
+    InvalidToken(#[from] TokenError),
+    /// A refresh token that was already rotated (or never issued for this session) was presented:
+    /// the session has been revoked, as RFC 9700 section 4.14 recommends.
+    #[error("refresh token reuse detected; the session has been revoked")]
+    ReuseDetected,
+    /// The immediately previous refresh token was presented inside the configured grace window:
+    /// another request rotated it a moment ago. The session is intact; the client should retry
+    /// with the newest token it holds (for instance the cookie the winning request set).
+    #[error(
+        "refresh raced with a concurrent refresh of the same token; retry with the newest token"
+    )]
+    RefreshRaced,
+    /// The user already holds the maximum number of live sessions and the limit mode rejects new
+    /// ones.
+    #[error("session limit reached: at most {max} live sessions per user")]
+    LimitReached {
+        /// The configured cap.
+        max: u32,
+    },
+    /// An argument was out of bounds or malformed; nothing was written.
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] InputError),
+    /// The backend could not be reached in time (connection refused, timeout, dropped
+    /// connection). Retryable; the user is **not** logged out.
+    #[error("session store `{backend}` unavailable: {source}")]
+    Unavailable {
+        /// Which backend (`"postgres"`, `"redis"`, ...).
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The backend answered with an error, or stored data could not be decoded.
+    #[error("session store `{backend}` failed: {source}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// Builds [`Error::Unavailable`] from a driver error.
+    pub fn unavailable(backend: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// Builds [`Error::Backend`] from a driver error.
+    pub fn backend(backend: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Backend {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// `true` when trying the same call again later may succeed: [`Error::Unavailable`] and
+    /// [`Error::RefreshRaced`].
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::RefreshRaced)
+    }
+
+    /// `true` when the client must sign in again: the session is gone, expired, revoked, or the
+    /// token is unusable.
+    #[must_use]
+    pub fn requires_login(&self) -> bool {
+        matches!(
+            self,
+            Self::NotFound
+                | Self::Expired
+                | Self::Revoked { .. }
+                | Self::InvalidToken(_)
+                | Self::ReuseDetected
+        )
+    }
+}
+
+/// Why an argument was rejected before anything was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A user id must not be empty.
+    #[error("user id is empty")]
+    EmptyUserId,
+    /// A text field is longer than its bound.
+    #[error("{field} is {len} bytes long; at most {max} are allowed")]
+    TooLong {
+        /// The field's name.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A text field contains a NUL character (no database accepts it in text).
+    #[error("{field} contains a NUL character")]
+    ContainsNul {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// App data is not valid JSON.
+    #[error("app data is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// A session id is not 36 lowercase hexadecimal characters.
+    #[error("malformed session id")]
+    InvalidSessionId,
+    /// A stored revoke reason is not one this version knows.
+    #[error("unknown revoke reason `{0}`")]
+    UnknownRevokeReason(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_is_disjoint() {
+        let unavailable = Error::unavailable("test", std::io::Error::other("down"));
+        assert!(unavailable.is_retryable());
+        assert!(!unavailable.requires_login());
+        assert!(Error::NotFound.requires_login());
+        assert!(!Error::NotFound.is_retryable());
+        assert!(Error::RefreshRaced.is_retryable());
+        assert!(!Error::RefreshRaced.requires_login());
+        let backend = Error::backend("test", std::io::Error::other("boom"));
+        assert!(!backend.is_retryable() && !backend.requires_login());
+        assert!(
+            std::error::Error::source(&backend).is_some(),
+            "backend errors keep their source"
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! # session-core
+//!
+//! The contract and the policies of server-side auth sessions with rotating refresh tokens.
+//!
+//! - [`SessionStore`]: the small trait every backend implements (create, find, touch, rotate,
+//!   revoke, revoke-all, list, purge), each method one atomic step.
+//! - [`SessionManager`]: login, validate (sliding expiry), refresh (rotation with reuse
+//!   detection and an optional grace window), logout, logout of all or other devices, password
+//!   change, list.
+//! - [`RefreshToken`]: `v1.<session-id>.<secret>`, a 256-bit secret from the OS RNG; stores keep
+//!   only its SHA-256 ([`TokenHash`]).
+//! - [`Clock`]: stores never read the wall clock; tests drive time with [`ManualClock`].
+//!
+//! This crate pulls in no database driver: store authors depend on it alone.
+//!
+//! ## Guarantees
+//!
+//! | guarantee | how |
+//! |---|---|
+//! | tokens never at rest in plaintext | stores receive [`TokenHash`] only |
+//! | one winner among concurrent refreshes of a token | [`SessionStore::rotate`] is a compare-and-swap |
+//! | reuse of a rotated token revokes the session | [`SessionManager::refresh`] |
+//! | the per-user cap holds under concurrent logins | [`SessionStore::create`] evicts in the same step |
+//! | a store outage is never "logged out" | [`Error::Unavailable`] is distinct from [`Error::NotFound`] |
+//! | bad input gets a typed error, never a panic | [`InputError`], [`TokenError`] |
+//!
+//! ## Testing your own store
+//!
+//! Implement [`SessionStore`], then run the `session-conformance` suite against it:
+//! `session_conformance::conformance_tests!(async { MyStore::new() });`
+//! in a test file stamps one test per scenario.
+
+mod cleanup;
+mod clock;
+mod config;
+mod error;
+mod events;
+mod id;
+mod manager;
+mod record;
+mod store;
+mod token;
+mod user;
+
+pub use cleanup::{CleanupConfig, CleanupHandle, CleanupStats, purge_all_expired, spawn_cleanup};
+pub use clock::{Clock, ManualClock, SystemClock, truncate_to_micros};
+pub use config::{ConfigError, SessionConfig};
+pub use error::{BoxError, Error, InputError};
+pub use events::{EventSink, SessionEvent};
+pub use id::{RoutingTag, SessionId};
+pub use manager::{Login, LoginRequest, Refreshed, SessionManager};
+pub use record::{AppData, DeviceInfo, Revocation, RevokeReason, SessionRecord};
+pub use store::{
+    CreateOutcome, LimitMode, RotateOutcome, Rotation, SessionLimit, SessionStore,
+    StoreCapabilities,
+};
+pub use token::{RefreshToken, SECRET_LEN, TOKEN_LEN, TOKEN_VERSION, TokenError, TokenHash};
+pub use user::UserId;
+
+/// Re-exported so stores and apps use the exact versions this crate was built with.
+pub use async_trait::async_trait;
+pub use time;

@@ -1,0 +1,490 @@
+//! The session manager: the policies (expiry, rotation, reuse detection, caps) on top of a store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::cleanup::{CleanupConfig, CleanupHandle, spawn_cleanup};
+use crate::clock::{Clock, SystemClock, truncate_to_micros};
+use crate::config::{ConfigError, SessionConfig};
+use crate::error::{Error, InputError};
+use crate::events::{EventSink, SessionEvent};
+use crate::id::SessionId;
+use crate::record::{AppData, DeviceInfo, RevokeReason, SessionRecord};
+use crate::store::{CreateOutcome, RotateOutcome, Rotation, SessionStore};
+use crate::token::{RefreshToken, TokenHash};
+use crate::user::UserId;
+
+/// What a login carries besides the user.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct LoginRequest {
+    /// Where the login comes from.
+    pub device: DeviceInfo,
+    /// Application data to keep with the session.
+    pub data: Option<AppData>,
+}
+
+impl LoginRequest {
+    /// An empty request.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the device information.
+    #[must_use]
+    pub fn with_device(mut self, device: DeviceInfo) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Sets the app data.
+    #[must_use]
+    pub fn with_data(mut self, data: AppData) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+/// A successful login.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Login {
+    /// The new session, as stored.
+    pub session: SessionRecord,
+    /// The refresh token to hand to the client.
+    pub token: RefreshToken,
+    /// Sessions evicted to respect the per-user cap, oldest first.
+    pub evicted: Vec<SessionId>,
+}
+
+/// A successful refresh.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Refreshed {
+    /// The session after rotation.
+    pub session: SessionRecord,
+    /// The new refresh token; the presented one no longer works.
+    pub token: RefreshToken,
+}
+
+/// Logs users in, validates and refreshes their sessions, and logs them out.
+///
+/// Cloning is cheap; share one manager across handlers.
+///
+/// # Grace window
+///
+/// With [`SessionConfig::reuse_grace`] above zero, presenting the *immediately previous* refresh
+/// token within that time of its rotation returns [`Error::RefreshRaced`] (retryable, the session
+/// stays intact) instead of [`Error::ReuseDetected`]. The successor is not handed out again: no
+/// token is ever stored in a form that could re-issue it. A browser whose two tabs refresh at
+/// once retries with the cookie the winning tab received.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{LoginRequest, SessionConfig, SessionManager, SessionStore, UserId};
+///
+/// # async fn demo(store: Arc<dyn SessionStore>) -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = SessionManager::new(store, SessionConfig::default())?;
+/// let user = UserId::new("alice")?;
+///
+/// let login = manager.login(&user, LoginRequest::new()).await?;
+/// let session = manager.validate(&login.session.id).await?;
+/// let refreshed = manager.refresh(login.token.expose_secret()).await?;
+/// assert!(manager.refresh(login.token.expose_secret()).await.is_err()); // reuse
+/// manager.logout_all(&user).await?;
+/// # let _ = (session, refreshed);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+    config: SessionConfig,
+    events: Option<Arc<dyn EventSink>>,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("store", &self.inner.store.capabilities().name)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn after(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
+    at.saturating_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX))
+}
+
+impl SessionManager {
+    /// A manager over `store` with the system clock and no event sink.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] if `config` does not validate.
+    pub fn new(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock: Arc::new(SystemClock),
+                config,
+                events: None,
+            }),
+        })
+    }
+
+    fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: Arc::clone(&shared.store),
+            clock: Arc::clone(&shared.clock),
+            config: shared.config.clone(),
+            events: shared.events.clone(),
+        });
+        let mut inner = inner;
+        change(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Replaces the clock (a [`ManualClock`](crate::ManualClock) in tests).
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.rebuild(|inner| inner.clock = clock)
+    }
+
+    /// Sets the event sink.
+    #[must_use]
+    pub fn with_events(self, events: Arc<dyn EventSink>) -> Self {
+        self.rebuild(|inner| inner.events = Some(events))
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    /// The validated configuration.
+    #[must_use]
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// The current instant of the manager's clock, truncated to microseconds.
+    #[must_use]
+    pub fn now(&self) -> OffsetDateTime {
+        truncate_to_micros(self.inner.clock.now())
+    }
+
+    fn emit(&self, event: SessionEvent) {
+        if let Some(events) = &self.inner.events {
+            events.on_event(&event);
+        }
+    }
+
+    /// Creates a session for `user`, applying the per-user cap.
+    ///
+    /// One store step ([`SessionStore::create`]): the cap holds under concurrent logins.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for oversized device info or app data (nothing is written),
+    /// [`Error::LimitReached`] in reject mode at the cap, and store errors.
+    pub async fn login(&self, user: &UserId, request: LoginRequest) -> Result<Login, Error> {
+        request.device.validate()?;
+        if let Some(data) = &request.data {
+            let max = self.inner.config.max_app_data_bytes;
+            if data.len() > max {
+                return Err(InputError::TooLong {
+                    field: "app data",
+                    len: data.len(),
+                    max,
+                }
+                .into());
+            }
+        }
+        let now = self.now();
+        let config = &self.inner.config;
+        let id = SessionId::generate(user);
+        let token = RefreshToken::generate(id)?;
+        let absolute_expires_at = after(now, config.absolute_lifetime);
+        let record = SessionRecord {
+            id,
+            user_id: user.clone(),
+            created_at: now,
+            last_active_at: now,
+            idle_expires_at: after(now, config.idle_timeout).min(absolute_expires_at),
+            absolute_expires_at,
+            token_hash: token.hash(),
+            generation: 0,
+            previous_token_hash: None,
+            rotated_at: None,
+            revoked: None,
+            device: request.device,
+            data: request.data,
+        };
+        let limit = config.session_limit();
+        match self.inner.store.create(record.clone(), limit).await? {
+            CreateOutcome::Created { evicted } => {
+                tracing::debug!(session = %id, evicted = evicted.len(), "session created");
+                for session in &evicted {
+                    self.emit(SessionEvent::Revoked {
+                        session: *session,
+                        reason: RevokeReason::Evicted,
+                    });
+                }
+                self.emit(SessionEvent::Created {
+                    session: id,
+                    user: user.clone(),
+                    evicted: evicted.clone(),
+                });
+                Ok(Login {
+                    session: record,
+                    token,
+                    evicted,
+                })
+            }
+            CreateOutcome::LimitReached => Err(Error::LimitReached {
+                max: limit.max.map_or(0, std::num::NonZeroU32::get),
+            }),
+        }
+    }
+
+    /// Checks that a session is live and, with sliding expiration on, moves its idle expiry
+    /// forward (written at most once per `touch_interval`, never past the absolute lifetime).
+    ///
+    /// The id is not a credential by itself: call this with the id from an access token your app
+    /// signed, to learn whether the session was revoked since.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Expired`], [`Error::Revoked`], and store errors.
+    pub async fn validate(&self, id: &SessionId) -> Result<SessionRecord, Error> {
+        let now = self.now();
+        let mut record = self.inner.store.find(id).await?.ok_or(Error::NotFound)?;
+        check_live(&record, now)?;
+        let config = &self.inner.config;
+        if config.sliding_expiration && now >= after(record.last_active_at, config.touch_interval) {
+            let idle_expires_at = after(now, config.idle_timeout).min(record.absolute_expires_at);
+            if self.inner.store.touch(id, now, idle_expires_at).await? {
+                record.last_active_at = now;
+                record.idle_expires_at = idle_expires_at;
+            } else {
+                // Revoked or expired between the read and the write: say which.
+                let current = self.inner.store.find(id).await?.ok_or(Error::NotFound)?;
+                check_live(&current, now)?;
+                return Ok(current);
+            }
+        }
+        Ok(record)
+    }
+
+    /// Rotates a refresh token: the presented one stops working and a new one is returned.
+    ///
+    /// One store step when it succeeds ([`SessionStore::rotate`], a compare-and-swap). Presenting
+    /// a token that no longer matches revokes the session (a second step) unless it is the
+    /// immediately previous token inside the grace window.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] for an unparsable token (nothing is looked up),
+    /// [`Error::NotFound`], [`Error::Expired`], [`Error::Revoked`], [`Error::ReuseDetected`],
+    /// [`Error::RefreshRaced`], and store errors.
+    pub async fn refresh(&self, token: &str) -> Result<Refreshed, Error> {
+        let presented = RefreshToken::parse(token)?;
+        let id = presented.session_id();
+        let next = RefreshToken::generate(id)?;
+        let now = self.now();
+        let rotation = Rotation {
+            id,
+            presented: presented.hash(),
+            next: next.hash(),
+            now,
+            idle_expires_at: after(now, self.inner.config.idle_timeout),
+        };
+        match self.inner.store.rotate(rotation).await? {
+            RotateOutcome::Rotated(session) => {
+                self.emit(SessionEvent::Refreshed {
+                    session: id,
+                    user: session.user_id.clone(),
+                    generation: session.generation,
+                });
+                Ok(Refreshed {
+                    session,
+                    token: next,
+                })
+            }
+            RotateOutcome::Rejected(current) => {
+                Err(self.rejected(&current, presented.hash(), now).await)
+            }
+            RotateOutcome::NotFound => Err(Error::NotFound),
+        }
+    }
+
+    async fn rejected(
+        &self,
+        current: &SessionRecord,
+        presented: TokenHash,
+        now: OffsetDateTime,
+    ) -> Error {
+        if let Err(error) = check_live(current, now) {
+            return error;
+        }
+        let grace = self.inner.config.reuse_grace;
+        let in_grace = !grace.is_zero()
+            && current.previous_token_hash == Some(presented)
+            && current
+                .rotated_at
+                .is_some_and(|rotated| now < after(rotated, grace));
+        if in_grace || current.token_hash == presented {
+            return Error::RefreshRaced;
+        }
+        tracing::warn!(session = %current.id, "refresh token reuse detected; revoking the session");
+        match self
+            .inner
+            .store
+            .revoke(&current.id, now, RevokeReason::ReuseDetected)
+            .await
+        {
+            Ok(revoked) => {
+                self.emit(SessionEvent::ReuseDetected {
+                    session: current.id,
+                    user: current.user_id.clone(),
+                });
+                if revoked {
+                    self.emit(SessionEvent::Revoked {
+                        session: current.id,
+                        reason: RevokeReason::ReuseDetected,
+                    });
+                }
+                Error::ReuseDetected
+            }
+            Err(error) => error,
+        }
+    }
+
+    /// Logs one session out. Returns `false` if it was not live (already logged out, expired or
+    /// unknown): logging out twice is not an error.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn logout(&self, id: &SessionId) -> Result<bool, Error> {
+        let revoked = self
+            .inner
+            .store
+            .revoke(id, self.now(), RevokeReason::Logout)
+            .await?;
+        if revoked {
+            self.emit(SessionEvent::Revoked {
+                session: *id,
+                reason: RevokeReason::Logout,
+            });
+        }
+        Ok(revoked)
+    }
+
+    async fn revoke_all(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+        reason: RevokeReason,
+    ) -> Result<u64, Error> {
+        let count = self
+            .inner
+            .store
+            .revoke_all(user, keep, self.now(), reason)
+            .await?;
+        self.emit(SessionEvent::RevokedAll {
+            user: user.clone(),
+            count,
+            kept: keep.copied(),
+            reason,
+        });
+        Ok(count)
+    }
+
+    /// Logs the user out of every device; returns how many sessions were revoked.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn logout_all(&self, user: &UserId) -> Result<u64, Error> {
+        self.revoke_all(user, None, RevokeReason::LogoutAll).await
+    }
+
+    /// Logs the user out of every device but `keep` (the current one).
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn logout_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, Error> {
+        self.revoke_all(user, Some(keep), RevokeReason::LogoutOthers)
+            .await
+    }
+
+    /// Revokes the user's sessions after a password change or reset, optionally keeping the
+    /// session that made the change.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn password_changed(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+    ) -> Result<u64, Error> {
+        self.revoke_all(user, keep, RevokeReason::PasswordChanged)
+            .await
+    }
+
+    /// The user's live sessions, newest first, at most [`SessionConfig::max_listed`].
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn list(&self, user: &UserId) -> Result<Vec<SessionRecord>, Error> {
+        self.inner
+            .store
+            .list(user, self.now(), self.inner.config.list_limit())
+            .await
+    }
+
+    /// Starts the periodic purge of expired records on the current tokio runtime, using this
+    /// manager's store and clock. Keep the handle: dropping it stops the task.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] if `config` is out of range.
+    pub fn spawn_cleanup(&self, config: CleanupConfig) -> Result<CleanupHandle, ConfigError> {
+        spawn_cleanup(
+            Arc::clone(&self.inner.store),
+            Arc::clone(&self.inner.clock),
+            config,
+        )
+    }
+}
+
+fn check_live(record: &SessionRecord, now: OffsetDateTime) -> Result<(), Error> {
+    if let Some(revocation) = record.revoked {
+        return Err(Error::Revoked {
+            reason: revocation.reason,
+        });
+    }
+    if record.is_expired(now) {
+        return Err(Error::Expired);
+    }
+    Ok(())
+}

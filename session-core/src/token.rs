@@ -1,0 +1,313 @@
+//! Refresh tokens: generation, parsing and hashing.
+//!
+//! A token reads `v1.<session-id>.<secret>`: the format version, the 36-character
+//! [`SessionId`], and 32 random bytes from the operating system's RNG in unpadded URL-safe
+//! base64 (43 characters), 83 characters in all. Stores keep only [`TokenHash`], the SHA-256 of the
+//! secret bytes, so a leaked table or dump signs nobody in.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::id::SessionId;
+
+/// The version prefix of tokens this crate issues.
+pub const TOKEN_VERSION: &str = "v1";
+/// Bytes of randomness in a token's secret.
+pub const SECRET_LEN: usize = 32;
+/// Length of the secret in its text form.
+const SECRET_TEXT_LEN: usize = 43;
+/// Length of a whole v1 token.
+pub const TOKEN_LEN: usize = TOKEN_VERSION.len() + 1 + SessionId::TEXT_LEN + 1 + SECRET_TEXT_LEN;
+
+/// Why a presented string is not a usable refresh token. It never echoes the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The string is empty.
+    #[error("token is empty")]
+    Empty,
+    /// The string is longer than any token this crate issues.
+    #[error("token is {len} bytes long; a token is {expected}")]
+    WrongLength {
+        /// Its length.
+        len: usize,
+        /// The expected length.
+        expected: usize,
+    },
+    /// The string does not have the `version.id.secret` shape.
+    #[error("token is not of the form `version.session-id.secret`")]
+    Malformed,
+    /// The version prefix is not one this crate reads.
+    #[error("unsupported token version")]
+    UnsupportedVersion,
+    /// The session id part is malformed.
+    #[error("token carries a malformed session id")]
+    InvalidSessionId,
+    /// The secret part is not unpadded URL-safe base64 of 32 bytes.
+    #[error("token secret is not 32 bytes of URL-safe base64")]
+    InvalidSecret,
+}
+
+/// SHA-256 of a refresh token's secret: all a store ever keeps of a token.
+///
+/// Equality is constant-time.
+#[derive(Clone, Copy, Eq, Serialize, Deserialize)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Wraps 32 bytes read back from storage.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Wraps a slice read back from storage.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::InvalidSecret`] if the slice is not 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, TokenError> {
+        <[u8; 32]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| TokenError::InvalidSecret)
+    }
+
+    /// The raw bytes, for storage.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn of_secret(secret: &[u8]) -> Self {
+        Self(Sha256::digest(secret).into())
+    }
+}
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, ..] = self.0;
+        write!(f, "TokenHash({a:02x}{b:02x}{c:02x}{d:02x}…)")
+    }
+}
+
+/// A refresh token as handed to a client: secret-bearing.
+///
+/// Its `Debug` and `Display` show only the session id; the text is zeroized on drop. Read it with
+/// [`RefreshToken::expose_secret`] only to send it to the client.
+///
+/// # Examples
+///
+/// ```
+/// use session_core::{RefreshToken, SessionId, UserId};
+///
+/// let id = SessionId::generate(&UserId::new("alice")?);
+/// let token = RefreshToken::generate(id)?;
+/// let text = token.expose_secret().to_owned();
+/// assert!(!format!("{token:?}").contains(&text[40..]));
+///
+/// let parsed = RefreshToken::parse(&text)?;
+/// assert_eq!(parsed.session_id(), id);
+/// assert_eq!(parsed.hash(), token.hash());
+/// assert!(RefreshToken::parse("v1.garbage").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RefreshToken {
+    text: Zeroizing<String>,
+    session_id: SessionId,
+    hash: TokenHash,
+}
+
+impl RefreshToken {
+    /// A new token for `session_id` with a fresh 256-bit secret from the OS RNG.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the operating system's RNG fails.
+    pub fn generate(session_id: SessionId) -> Result<Self, Error> {
+        let mut secret = Zeroizing::new([0_u8; SECRET_LEN]);
+        getrandom::fill(secret.as_mut()).map_err(|e| Error::backend("os-rng", e.to_string()))?;
+        let mut text = Zeroizing::new(String::with_capacity(TOKEN_LEN));
+        text.push_str(TOKEN_VERSION);
+        text.push('.');
+        text.push_str(&session_id.to_string());
+        text.push('.');
+        URL_SAFE_NO_PAD.encode_string(secret.as_ref(), &mut text);
+        Ok(Self {
+            text,
+            session_id,
+            hash: TokenHash::of_secret(secret.as_ref()),
+        })
+    }
+
+    /// Parses a token presented by a client. Never panics, whatever the input.
+    ///
+    /// # Errors
+    ///
+    /// A [`TokenError`] saying which part is wrong.
+    pub fn parse(text: &str) -> Result<Self, TokenError> {
+        if text.is_empty() {
+            return Err(TokenError::Empty);
+        }
+        if text.len() != TOKEN_LEN {
+            return Err(TokenError::WrongLength {
+                len: text.len(),
+                expected: TOKEN_LEN,
+            });
+        }
+        let mut parts = text.split('.');
+        let (Some(version), Some(id), Some(secret_text), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        if version != TOKEN_VERSION {
+            return Err(TokenError::UnsupportedVersion);
+        }
+        let session_id: SessionId = id.parse().map_err(|_| TokenError::InvalidSessionId)?;
+        let mut secret = Zeroizing::new([0_u8; SECRET_LEN]);
+        match URL_SAFE_NO_PAD.decode_slice(secret_text, secret.as_mut()) {
+            Ok(SECRET_LEN) => {}
+            _ => return Err(TokenError::InvalidSecret),
+        }
+        Ok(Self {
+            text: Zeroizing::new(text.to_owned()),
+            session_id,
+            hash: TokenHash::of_secret(secret.as_ref()),
+        })
+    }
+
+    /// The session this token refreshes.
+    #[must_use]
+    pub const fn session_id(&self) -> SessionId {
+        self.session_id
+    }
+
+    /// SHA-256 of the secret: what stores compare against.
+    #[must_use]
+    pub const fn hash(&self) -> TokenHash {
+        self.hash
+    }
+
+    /// The whole token text, to hand to the client. Do not log it.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshToken")
+            .field("session_id", &self.session_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl fmt::Display for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{TOKEN_VERSION}.{}.<redacted>", self.session_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::user::UserId;
+
+    fn token() -> RefreshToken {
+        RefreshToken::generate(SessionId::generate(&UserId::new("u").unwrap())).unwrap()
+    }
+
+    #[test]
+    fn generated_tokens_roundtrip_and_differ() {
+        let a = token();
+        let b = token();
+        assert_eq!(a.expose_secret().len(), TOKEN_LEN);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert_ne!(a.hash(), b.hash());
+        let parsed = RefreshToken::parse(a.expose_secret()).unwrap();
+        assert_eq!(parsed.hash(), a.hash());
+        assert_eq!(parsed.session_id(), a.session_id());
+    }
+
+    #[test]
+    fn formatting_never_shows_the_secret() {
+        let t = token();
+        let text = t.expose_secret().to_owned();
+        let secret = text.rsplit('.').next().unwrap();
+        assert!(!format!("{t:?}").contains(secret));
+        assert!(!format!("{t}").contains(secret));
+    }
+
+    #[test]
+    fn specific_errors() {
+        let t = token();
+        let text = t.expose_secret();
+        assert_eq!(RefreshToken::parse("").unwrap_err(), TokenError::Empty);
+        assert!(matches!(
+            RefreshToken::parse(&"a".repeat(10_000)).unwrap_err(),
+            TokenError::WrongLength { len: 10_000, .. }
+        ));
+        let v2 = format!("v2{}", &text[2..]);
+        assert_eq!(
+            RefreshToken::parse(&v2).unwrap_err(),
+            TokenError::UnsupportedVersion
+        );
+        let dots = text.replace('.', "_");
+        assert_eq!(
+            RefreshToken::parse(&dots).unwrap_err(),
+            TokenError::Malformed
+        );
+        let bad_id = format!("v1.{}{}", "Z", &text[4..]);
+        assert_eq!(
+            RefreshToken::parse(&bad_id).unwrap_err(),
+            TokenError::InvalidSessionId
+        );
+        let bad_secret = format!("{}*", &text[..text.len() - 1]);
+        assert_eq!(
+            RefreshToken::parse(&bad_secret).unwrap_err(),
+            TokenError::InvalidSecret
+        );
+    }
+
+    #[test]
+    fn hash_from_slice_checks_length() {
+        assert!(TokenHash::from_slice(&[0; 31]).is_err());
+        assert!(TokenHash::from_slice(&[0; 32]).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn parse_arbitrary_strings_never_panics(s in any::<String>()) {
+            let _ = RefreshToken::parse(&s);
+        }
+
+        #[test]
+        fn parse_token_shaped_strings_never_panics(s in "v1\\.[0-9a-f]{36}\\.[A-Za-z0-9_=+/-]{40,46}") {
+            let _ = RefreshToken::parse(&s);
+        }
+
+        #[test]
+        fn parse_right_length_noise_never_panics(s in proptest::collection::vec(any::<u8>(), TOKEN_LEN)) {
+            if let Ok(s) = String::from_utf8(s) {
+                let _ = RefreshToken::parse(&s);
+            }
+        }
+    }
+}
