@@ -1,0 +1,176 @@
+//! What every scenario starts from: a store, a manual clock, and names no other test uses.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::time::OffsetDateTime;
+use session_core::time::macros::datetime;
+use session_core::{
+    Clock, Error, EventSink, ManualClock, RevokeReason, SessionConfig, SessionEvent,
+    SessionManager, SessionStore, UserId,
+};
+
+/// The instant every scenario's clock starts at.
+pub const START: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
+
+/// A store under test, a [`ManualClock`] and a namespace for user ids.
+#[derive(Clone)]
+pub struct Harness {
+    /// The store under test.
+    pub store: Arc<dyn SessionStore>,
+    /// The clock every manager built here reads.
+    pub clock: ManualClock,
+    namespace: String,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("store", &self.store.capabilities())
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A random value, different in every call and every process.
+pub(crate) fn random_u64() -> u64 {
+    RandomState::new().build_hasher().finish()
+}
+
+impl Harness {
+    /// Wraps a store; the clock stands at [`START`].
+    #[must_use]
+    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            store,
+            clock: ManualClock::new(START),
+            namespace: format!("{:016x}", random_u64()),
+        }
+    }
+
+    /// The configuration scenarios start from: idle 1 h, absolute 1 day, touch every minute,
+    /// sliding on, no cap, no grace.
+    #[must_use]
+    pub fn config() -> SessionConfig {
+        SessionConfig::default()
+            .with_idle_timeout(Duration::from_secs(3600))
+            .with_absolute_lifetime(Duration::from_secs(86_400))
+            .with_touch_interval(Duration::from_secs(60))
+            .with_max_sessions_per_user(None)
+    }
+
+    /// A manager over the store with this harness's clock.
+    ///
+    /// # Panics
+    ///
+    /// If `config` does not validate (a bug in the scenario).
+    #[must_use]
+    pub fn manager(&self, config: SessionConfig) -> SessionManager {
+        #[expect(clippy::expect_used, reason = "scenario configs are fixed and valid")]
+        SessionManager::new(Arc::clone(&self.store), config)
+            .expect("scenario config is valid")
+            .with_clock(Arc::new(self.clock.clone()))
+    }
+
+    /// A manager that also records every event it emits.
+    #[must_use]
+    pub fn recording_manager(&self, config: SessionConfig) -> (SessionManager, EventLog) {
+        let log = EventLog::default();
+        let manager = self
+            .manager(config)
+            .with_events(Arc::new(log.clone()) as Arc<dyn EventSink>);
+        (manager, log)
+    }
+
+    /// A user id unique to this harness.
+    ///
+    /// # Panics
+    ///
+    /// If `name` makes the id longer than [`UserId::MAX_LEN`].
+    #[must_use]
+    pub fn user(&self, name: &str) -> UserId {
+        #[expect(clippy::expect_used, reason = "scenario user names are short")]
+        UserId::new(format!("{}-{name}", self.namespace)).expect("valid scenario user id")
+    }
+
+    /// The clock's current instant.
+    #[must_use]
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// Every event a manager emitted, in order.
+#[derive(Debug, Clone, Default)]
+pub struct EventLog(Arc<std::sync::Mutex<Vec<SessionEvent>>>);
+
+impl EventLog {
+    /// A copy of the events so far.
+    #[must_use]
+    pub fn events(&self) -> Vec<SessionEvent> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl EventSink for EventLog {
+    fn on_event(&self, event: &SessionEvent) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event.clone());
+    }
+}
+
+/// An error reduced to what scenarios compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::Expired`].
+    Expired,
+    /// [`Error::Revoked`].
+    Revoked(RevokeReason),
+    /// [`Error::InvalidToken`].
+    InvalidToken,
+    /// [`Error::ReuseDetected`].
+    ReuseDetected,
+    /// [`Error::RefreshRaced`].
+    RefreshRaced,
+    /// [`Error::LimitReached`].
+    LimitReached,
+    /// [`Error::InvalidInput`].
+    InvalidInput,
+    /// Anything else (a store failure), with its text.
+    Other(String),
+}
+
+impl From<&Error> for ErrorKind {
+    fn from(error: &Error) -> Self {
+        match error {
+            Error::NotFound => Self::NotFound,
+            Error::Expired => Self::Expired,
+            Error::Revoked { reason } => Self::Revoked(*reason),
+            Error::InvalidToken(_) => Self::InvalidToken,
+            Error::ReuseDetected => Self::ReuseDetected,
+            Error::RefreshRaced => Self::RefreshRaced,
+            Error::LimitReached { .. } => Self::LimitReached,
+            Error::InvalidInput(_) => Self::InvalidInput,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// The kind of a result's error, or `None` if it succeeded.
+pub fn error_kind<T>(result: &Result<T, Error>) -> Option<ErrorKind> {
+    result.as_ref().err().map(ErrorKind::from)
+}

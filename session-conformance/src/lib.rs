@@ -1,0 +1,125 @@
+//! # session-conformance
+//!
+//! The suite every session store runs, built-in or not: the same scenarios against any
+//! [`SessionStore`], through the [`SessionManager`](session_core::SessionManager) and on the
+//! bare store, with time driven by a [`ManualClock`](session_core::ManualClock).
+//!
+//! ## One line for your store
+//!
+//! In `tests/conformance.rs` of your crate (with `tokio` as a dev-dependency, features
+//! `macros` and `rt-multi-thread`):
+//!
+//! ```ignore
+//! session_conformance::conformance_tests!(async { MyStore::connect_fresh().await });
+//! ```
+//!
+//! The expression is a future that yields a **fresh, isolated** store (its own table, key
+//! prefix or namespace); it is evaluated once per test. The macro stamps one
+//! `#[tokio::test(flavor = "multi_thread")]` per scenario, so `cargo test` names each one, plus
+//! `model_based_sequences`, a property test that runs random operation sequences on your store
+//! and on a reference model and compares every answer.
+//!
+//! ## What it covers
+//!
+//! | area | scenarios |
+//! |---|---|
+//! | create, find, list, logout, logout-all, logout-others, password change | [`scenarios::login_creates_session`] … [`scenarios::list_breaks_ties_by_id`] |
+//! | per-user cap: eviction order, reject mode | `cap_*` |
+//! | idle and absolute expiry, sliding expiry and its throttle | `idle_*`, `sliding_*`, [`scenarios::refresh_extends_idle_expiry`] |
+//! | rotation, reuse detection, grace window, malformed tokens | [`scenarios::refresh_rotates_token`] … [`scenarios::malformed_tokens_are_rejected`] |
+//! | bad input | [`scenarios::oversized_input_is_rejected`], [`scenarios::user_id_bounds`] |
+//! | the bare store contract | `store_*` |
+//! | purge and the cleanup task | [`scenarios::purge_removes_only_expired`], [`scenarios::cleanup_task_purges_in_background`] |
+//! | races on a multi-thread runtime, each repeated [`scenarios::ROUNDS`] times with [`scenarios::TASKS`] tasks | `race_*` |
+//! | random sequences against a reference model | [`model::run`] |
+//!
+//! Stores that expire records on their own (Redis) declare
+//! [`StoreCapabilities::native_expiry`](session_core::StoreCapabilities); the purge scenarios
+//! then check only that live sessions survive.
+
+pub mod harness;
+pub mod model;
+pub mod scenarios;
+
+use std::sync::Arc;
+
+use session_core::SessionStore;
+
+pub use harness::Harness;
+
+/// Shares a store as the suite's scenarios take it.
+pub fn shared<S: SessionStore>(store: S) -> Arc<dyn SessionStore> {
+    Arc::new(store)
+}
+
+/// Stamps the whole suite for a store: one test per scenario and the model-based property test.
+///
+/// `$make` is a future expression yielding a fresh, isolated store; it is evaluated once per
+/// test. See the crate docs.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::__stamp_scenarios!(
+            $make;
+            login_creates_session,
+            device_and_data_round_trip,
+            unknown_session_is_not_found,
+            logout_revokes_one_session,
+            logout_all_revokes_every_session,
+            logout_others_keeps_current,
+            password_change_revokes_sessions,
+            list_is_live_newest_first_and_bounded,
+            list_breaks_ties_by_id,
+            cap_evicts_oldest,
+            cap_evicts_several_when_lowered,
+            cap_reject_mode_writes_nothing,
+            cap_counts_live_sessions_only,
+            idle_session_expires,
+            sliding_expiration_is_throttled,
+            sliding_stops_at_absolute_lifetime,
+            sliding_off_never_touches,
+            refresh_extends_idle_expiry,
+            refresh_rotates_token,
+            reuse_revokes_session,
+            forged_secret_counts_as_reuse,
+            grace_window_tolerates_previous_token,
+            grace_window_covers_only_previous_token,
+            malformed_tokens_are_rejected,
+            oversized_input_is_rejected,
+            user_id_bounds,
+            store_rejects_duplicate_id,
+            store_rotate_is_compare_and_swap,
+            store_writes_respect_liveness,
+            store_revoked_stays_revoked,
+            store_list_honours_now_and_limit,
+            purge_removes_only_expired,
+            cleanup_task_purges_in_background,
+            race_refresh_exactly_one_wins,
+            race_refresh_with_grace_keeps_session,
+            race_store_rotate_exactly_one,
+            race_logins_respect_cap,
+            race_revoke_all_against_logins,
+            race_logout_against_refresh,
+            race_store_create_cap_one,
+        );
+
+        #[test]
+        fn model_based_sequences() {
+            $crate::model::run(|| $make);
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stamp_scenarios {
+    ($make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let store = $crate::shared($make.await);
+                $crate::scenarios::$name(store).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,489 @@
+//! The model-based property test: random operation sequences run against the store under test
+//! (through the manager) and against a small reference model, answer by answer.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a property test fails by panicking, like any test"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use session_core::time::OffsetDateTime;
+use session_core::{
+    LimitMode, LoginRequest, RefreshToken, RevokeReason, SessionConfig, SessionId, SessionManager,
+    SessionStore,
+};
+
+use crate::harness::{ErrorKind, Harness};
+
+const USERS: u8 = 3;
+const IDLE: i64 = 600;
+const ABSOLUTE: i64 = 1800;
+const TOUCH: i64 = 60;
+const GRACE: i64 = 5;
+const CAP: usize = 3;
+const LISTED: usize = 4;
+
+/// Which token a refresh presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPick {
+    /// The newest token issued for the session.
+    Current,
+    /// The one before it.
+    Previous,
+    /// The one before that.
+    Older,
+    /// A well-formed token with the session's id and a random secret.
+    Forged,
+    /// An unparsable string.
+    Garbage,
+}
+
+/// One step of a generated sequence. Session numbers pick among the sessions created so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Log a user in.
+    Login(u8),
+    /// Validate a session.
+    Validate(u8),
+    /// Refresh a session with one of its tokens.
+    Refresh(u8, TokenPick),
+    /// Log a session out.
+    Logout(u8),
+    /// Log a user out everywhere.
+    LogoutAll(u8),
+    /// Log a user out everywhere but one session.
+    LogoutOthers(u8, u8),
+    /// A password change, optionally keeping one session.
+    PasswordChanged(u8, Option<u8>),
+    /// List a user's sessions.
+    List(u8),
+    /// Move the clock forward by this many seconds.
+    Advance(i64),
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let user = 0..USERS;
+    let session = any::<u8>();
+    let pick = prop_oneof![
+        4 => Just(TokenPick::Current),
+        2 => Just(TokenPick::Previous),
+        1 => Just(TokenPick::Older),
+        1 => Just(TokenPick::Forged),
+        1 => Just(TokenPick::Garbage),
+    ];
+    prop_oneof![
+        4 => user.clone().prop_map(Op::Login),
+        3 => session.prop_map(Op::Validate),
+        5 => (session, pick).prop_map(|(s, p)| Op::Refresh(s, p)),
+        1 => session.prop_map(Op::Logout),
+        1 => user.clone().prop_map(Op::LogoutAll),
+        1 => (user.clone(), session).prop_map(|(u, s)| Op::LogoutOthers(u, s)),
+        1 => (user.clone(), proptest::option::of(session)).prop_map(|(u, s)| Op::PasswordChanged(u, s)),
+        2 => user.prop_map(Op::List),
+        3 => prop::sample::select(vec![0_i64, 1, 4, 5, 30, 59, 60, 61, 300, 599, 600, 1200])
+            .prop_map(Op::Advance),
+    ]
+}
+
+/// An answer, reduced to what both sides can give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    Skipped,
+    Error(ErrorKind),
+    LoggedIn {
+        evicted: Vec<usize>,
+    },
+    Session {
+        generation: u64,
+        last_active: OffsetDateTime,
+        idle_expires: OffsetDateTime,
+    },
+    Flag(bool),
+    Count(u64),
+    Listed(Vec<usize>),
+    Advanced,
+}
+
+#[derive(Debug, Clone)]
+struct ModelSession {
+    id: SessionId,
+    user: u8,
+    created: OffsetDateTime,
+    last_active: OffsetDateTime,
+    idle_expires: OffsetDateTime,
+    absolute_expires: OffsetDateTime,
+    generation: u64,
+    rotated_at: Option<OffsetDateTime>,
+    revoked: Option<RevokeReason>,
+}
+
+impl ModelSession {
+    fn live(&self, now: OffsetDateTime) -> bool {
+        self.revoked.is_none() && now < self.idle_expires.min(self.absolute_expires)
+    }
+
+    fn check(&self, now: OffsetDateTime) -> Result<(), ErrorKind> {
+        if let Some(reason) = self.revoked {
+            return Err(ErrorKind::Revoked(reason));
+        }
+        if now >= self.idle_expires.min(self.absolute_expires) {
+            return Err(ErrorKind::Expired);
+        }
+        Ok(())
+    }
+
+    fn answer(&self) -> Answer {
+        Answer::Session {
+            generation: self.generation,
+            last_active: self.last_active,
+            idle_expires: self.idle_expires,
+        }
+    }
+}
+
+/// The reference model: the manager's documented behaviour over a plain vector.
+#[derive(Debug, Default)]
+struct Model {
+    sessions: Vec<ModelSession>,
+}
+
+fn secs(n: i64) -> session_core::time::Duration {
+    session_core::time::Duration::seconds(n)
+}
+
+impl Model {
+    fn live_of(&self, user: u8, now: OffsetDateTime) -> Vec<usize> {
+        let mut live: Vec<usize> = (0..self.sessions.len())
+            .filter(|&i| self.sessions[i].user == user && self.sessions[i].live(now))
+            .collect();
+        live.sort_by_key(|&i| (self.sessions[i].created, self.sessions[i].id));
+        live
+    }
+
+    fn login(&mut self, user: u8, id: SessionId, now: OffsetDateTime) -> Answer {
+        let live = self.live_of(user, now);
+        let mut evicted = Vec::new();
+        if live.len() >= CAP {
+            for &i in live.iter().take(live.len() - CAP + 1) {
+                self.sessions[i].revoked = Some(RevokeReason::Evicted);
+                evicted.push(i);
+            }
+        }
+        let absolute_expires = now + secs(ABSOLUTE);
+        self.sessions.push(ModelSession {
+            id,
+            user,
+            created: now,
+            last_active: now,
+            idle_expires: (now + secs(IDLE)).min(absolute_expires),
+            absolute_expires,
+            generation: 0,
+            rotated_at: None,
+            revoked: None,
+        });
+        Answer::LoggedIn { evicted }
+    }
+
+    fn validate(&mut self, i: usize, now: OffsetDateTime) -> Answer {
+        let s = &mut self.sessions[i];
+        if let Err(kind) = s.check(now) {
+            return Answer::Error(kind);
+        }
+        if now >= s.last_active + secs(TOUCH) {
+            s.last_active = now;
+            s.idle_expires = (now + secs(IDLE)).min(s.absolute_expires);
+        }
+        s.answer()
+    }
+
+    /// `presented` is the generation of the presented token, `None` for a forged one.
+    fn refresh(&mut self, i: usize, presented: Option<u64>, now: OffsetDateTime) -> Answer {
+        let s = &mut self.sessions[i];
+        if let Err(kind) = s.check(now) {
+            return Answer::Error(kind);
+        }
+        if presented == Some(s.generation) {
+            s.generation += 1;
+            s.rotated_at = Some(now);
+            s.last_active = now;
+            s.idle_expires = (now + secs(IDLE)).min(s.absolute_expires);
+            return s.answer();
+        }
+        let previous = s.generation.checked_sub(1);
+        let in_grace = presented.is_some()
+            && presented == previous
+            && s.rotated_at.is_some_and(|at| now < at + secs(GRACE));
+        if in_grace {
+            return Answer::Error(ErrorKind::RefreshRaced);
+        }
+        s.revoked = Some(RevokeReason::ReuseDetected);
+        Answer::Error(ErrorKind::ReuseDetected)
+    }
+
+    fn revoke(&mut self, i: usize, now: OffsetDateTime) -> Answer {
+        let s = &mut self.sessions[i];
+        let live = s.live(now);
+        if live {
+            s.revoked = Some(RevokeReason::Logout);
+        }
+        Answer::Flag(live)
+    }
+
+    fn revoke_all(
+        &mut self,
+        user: u8,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: OffsetDateTime,
+    ) -> Answer {
+        let mut count = 0;
+        for i in self.live_of(user, now) {
+            if Some(self.sessions[i].id) != keep {
+                self.sessions[i].revoked = Some(reason);
+                count += 1;
+            }
+        }
+        Answer::Count(count)
+    }
+
+    fn list(&self, user: u8, now: OffsetDateTime) -> Answer {
+        let mut live = self.live_of(user, now);
+        live.reverse();
+        live.truncate(LISTED);
+        Answer::Listed(live)
+    }
+}
+
+/// The configuration both sides follow.
+fn model_config() -> SessionConfig {
+    SessionConfig::default()
+        .with_idle_timeout(Duration::from_secs(IDLE.unsigned_abs()))
+        .with_absolute_lifetime(Duration::from_secs(ABSOLUTE.unsigned_abs()))
+        .with_touch_interval(Duration::from_secs(TOUCH.unsigned_abs()))
+        .with_reuse_grace(Duration::from_secs(GRACE.unsigned_abs()))
+        .with_max_sessions_per_user(Some(u32::try_from(CAP).unwrap()))
+        .with_limit_mode(LimitMode::EvictOldest)
+        .with_max_listed(LISTED)
+        .with_sliding_expiration(true)
+}
+
+struct Real {
+    harness: Harness,
+    manager: SessionManager,
+    ids: Vec<SessionId>,
+    /// Every token issued per session, by generation.
+    tokens: Vec<Vec<String>>,
+}
+
+impl Real {
+    fn index(&self, id: &SessionId) -> usize {
+        self.ids
+            .iter()
+            .position(|known| known == id)
+            .expect("an id the sequence created")
+    }
+
+    fn user(&self, u: u8) -> session_core::UserId {
+        self.harness.user(&format!("model-{u}"))
+    }
+}
+
+fn error<T>(result: Result<T, session_core::Error>, ok: impl FnOnce(T) -> Answer) -> Answer {
+    match result {
+        Ok(value) => ok(value),
+        Err(e) => Answer::Error(ErrorKind::from(&e)),
+    }
+}
+
+async fn step(real: &mut Real, model: &mut Model, op: Op) -> (Answer, Answer) {
+    let now = real.harness.now();
+    let count = real.ids.len();
+    let pick = |n: u8| usize::from(n) % count;
+    if count == 0
+        && !matches!(
+            op,
+            Op::Login(_) | Op::LogoutAll(_) | Op::List(_) | Op::Advance(_)
+        )
+    {
+        return (Answer::Skipped, Answer::Skipped);
+    }
+    match op {
+        Op::Login(u) => {
+            let result = real.manager.login(&real.user(u), LoginRequest::new()).await;
+            match result {
+                Ok(login) => {
+                    let evicted = login.evicted.iter().map(|id| real.index(id)).collect();
+                    real.ids.push(login.session.id);
+                    real.tokens
+                        .push(vec![login.token.expose_secret().to_owned()]);
+                    let expected = model.login(u, login.session.id, now);
+                    (Answer::LoggedIn { evicted }, expected)
+                }
+                Err(e) => (
+                    Answer::Error(ErrorKind::from(&e)),
+                    Answer::LoggedIn { evicted: vec![] },
+                ),
+            }
+        }
+        Op::Validate(s) => {
+            let i = pick(s);
+            let got = error(real.manager.validate(&real.ids[i]).await, |r| {
+                Answer::Session {
+                    generation: r.generation,
+                    last_active: r.last_active_at,
+                    idle_expires: r.idle_expires_at,
+                }
+            });
+            (got, model.validate(i, now))
+        }
+        Op::Refresh(s, choice) => {
+            let i = pick(s);
+            let issued = &real.tokens[i];
+            let newest = issued.len() - 1;
+            let generation = match choice {
+                TokenPick::Current => Some(newest),
+                TokenPick::Previous => newest.checked_sub(1),
+                TokenPick::Older => newest.checked_sub(2),
+                TokenPick::Forged | TokenPick::Garbage => None,
+            };
+            let text = match (choice, generation) {
+                (TokenPick::Garbage, _) => "v1.not-a-token".to_owned(),
+                (_, Some(g)) => issued[g].clone(),
+                (_, None) => RefreshToken::generate(real.ids[i])
+                    .unwrap()
+                    .expose_secret()
+                    .to_owned(),
+            };
+            let got = match real.manager.refresh(&text).await {
+                Ok(refreshed) => {
+                    real.tokens[i].push(refreshed.token.expose_secret().to_owned());
+                    Answer::Session {
+                        generation: refreshed.session.generation,
+                        last_active: refreshed.session.last_active_at,
+                        idle_expires: refreshed.session.idle_expires_at,
+                    }
+                }
+                Err(e) => Answer::Error(ErrorKind::from(&e)),
+            };
+            let expected = if choice == TokenPick::Garbage {
+                Answer::Error(ErrorKind::InvalidToken)
+            } else {
+                let presented = generation.map(|g| u64::try_from(g).unwrap());
+                model.refresh(i, presented, now)
+            };
+            (got, expected)
+        }
+        Op::Logout(s) => {
+            let i = pick(s);
+            let got = error(real.manager.logout(&real.ids[i]).await, Answer::Flag);
+            (got, model.revoke(i, now))
+        }
+        Op::LogoutAll(u) => {
+            let got = error(real.manager.logout_all(&real.user(u)).await, Answer::Count);
+            (got, model.revoke_all(u, None, RevokeReason::LogoutAll, now))
+        }
+        Op::LogoutOthers(u, s) => {
+            let keep = real.ids[pick(s)];
+            let got = error(
+                real.manager.logout_others(&real.user(u), &keep).await,
+                Answer::Count,
+            );
+            (
+                got,
+                model.revoke_all(u, Some(keep), RevokeReason::LogoutOthers, now),
+            )
+        }
+        Op::PasswordChanged(u, s) => {
+            let keep = s.map(|s| real.ids[pick(s)]);
+            let got = error(
+                real.manager
+                    .password_changed(&real.user(u), keep.as_ref())
+                    .await,
+                Answer::Count,
+            );
+            (
+                got,
+                model.revoke_all(u, keep, RevokeReason::PasswordChanged, now),
+            )
+        }
+        Op::List(u) => {
+            let got = match real.manager.list(&real.user(u)).await {
+                Ok(list) => Answer::Listed(list.iter().map(|r| real.index(&r.id)).collect()),
+                Err(e) => Answer::Error(ErrorKind::from(&e)),
+            };
+            (got, model.list(u, now))
+        }
+        Op::Advance(seconds) => {
+            real.harness
+                .advance(Duration::from_secs(seconds.unsigned_abs()));
+            (Answer::Advanced, Answer::Advanced)
+        }
+    }
+}
+
+async fn check_sequence(store: Arc<dyn SessionStore>, ops: &[Op]) -> Result<(), TestCaseError> {
+    let harness = Harness::new(store);
+    let manager = harness.manager(model_config());
+    let mut real = Real {
+        harness,
+        manager,
+        ids: Vec::new(),
+        tokens: Vec::new(),
+    };
+    let mut model = Model::default();
+    for (n, op) in ops.iter().enumerate() {
+        let (got, expected) = step(&mut real, &mut model, *op).await;
+        if got != expected {
+            return Err(TestCaseError::fail(format!(
+                "step {n} {op:?}: the store answered {got:?}, the model {expected:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the model-based property test against stores made by `make` (called once; every case
+/// uses its own users and clock on that store).
+///
+/// The number of cases is `PROPTEST_CASES` from the environment, 32 by default; each case is a
+/// sequence of 1 to 60 operations.
+///
+/// # Panics
+///
+/// With the shrunk failing sequence, when the store and the model disagree.
+pub fn run<F, Fut, S>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: SessionStore,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the property test");
+    let store: Arc<dyn SessionStore> = Arc::new(runtime.block_on(make()));
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = proptest::collection::vec(op_strategy(), 1..60);
+    let result = runner.run(&strategy, |ops| {
+        runtime.block_on(check_sequence(Arc::clone(&store), &ops))
+    });
+    if let Err(failure) = result {
+        panic!("the store disagrees with the reference model: {failure}");
+    }
+}

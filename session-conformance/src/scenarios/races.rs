@@ -1,0 +1,318 @@
+//! Concurrency races on a multi-thread runtime, each repeated.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use session_core::{
+    LoginRequest, RevokeReason, RotateOutcome, Rotation, SessionLimit, SessionStore,
+};
+
+use super::store_ops::record_at;
+use crate::harness::{ErrorKind, Harness, START, error_kind};
+
+/// How many times each race is run.
+pub const ROUNDS: usize = 8;
+/// How many tasks race in each round.
+pub const TASKS: usize = 32;
+
+fn spawn_all<F, T>(futures: impl IntoIterator<Item = F>) -> Vec<tokio::task::JoinHandle<T>>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    futures.into_iter().map(tokio::spawn).collect()
+}
+
+async fn join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    join_all(handles)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("a racing task panicked"))
+        .collect()
+}
+
+/// 32 concurrent refreshes of one token: exactly one wins. Without a grace window the losers
+/// presented a rotated token, so the session ends revoked for reuse.
+pub async fn race_refresh_exactly_one_wins(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let manager = h.manager(Harness::config());
+    for round in 0..ROUNDS {
+        let login = manager
+            .login(&h.user(&format!("race-{round}")), LoginRequest::new())
+            .await
+            .unwrap();
+        let text = login.token.expose_secret().to_owned();
+        let results = join(spawn_all((0..TASKS).map(|_| {
+            let manager = manager.clone();
+            let text = text.clone();
+            async move { manager.refresh(&text).await.map(|r| r.session.generation) }
+        })))
+        .await;
+        let winners: Vec<u64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(winners, vec![1], "round {round}: exactly one refresh wins");
+        for result in &results {
+            let kind = error_kind(result);
+            assert!(
+                kind.is_none()
+                    || kind == Some(ErrorKind::ReuseDetected)
+                    || kind == Some(ErrorKind::Revoked(RevokeReason::ReuseDetected)),
+                "round {round}: unexpected {kind:?}"
+            );
+        }
+        assert_eq!(
+            error_kind(&manager.validate(&login.session.id).await),
+            Some(ErrorKind::Revoked(RevokeReason::ReuseDetected))
+        );
+    }
+}
+
+/// With a grace window, the 31 losers get `RefreshRaced` and the winner's token keeps working.
+pub async fn race_refresh_with_grace_keeps_session(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let manager = h.manager(Harness::config().with_reuse_grace(Duration::from_secs(10)));
+    for round in 0..ROUNDS {
+        let login = manager
+            .login(&h.user(&format!("grace-{round}")), LoginRequest::new())
+            .await
+            .unwrap();
+        let text = login.token.expose_secret().to_owned();
+        let results = join(spawn_all((0..TASKS).map(|_| {
+            let manager = manager.clone();
+            let text = text.clone();
+            async move { manager.refresh(&text).await.map(|r| r.token) }
+        })))
+        .await;
+        let mut winners = Vec::new();
+        for result in results {
+            match result {
+                Ok(token) => winners.push(token),
+                Err(e) => assert_eq!(
+                    ErrorKind::from(&e),
+                    ErrorKind::RefreshRaced,
+                    "round {round}"
+                ),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one refresh wins");
+        let next = manager.refresh(winners[0].expose_secret()).await.unwrap();
+        assert_eq!(next.session.generation, 2);
+    }
+}
+
+/// 32 concurrent rotations on the bare store presenting one hash: exactly one `Rotated`, and the
+/// stored hash is the winner's.
+pub async fn race_store_rotate_exactly_one(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    for round in 0..ROUNDS {
+        let record = record_at(&h.user(&format!("cas-{round}")), START);
+        h.store
+            .create(record.clone(), SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+        let now = START + session_core::time::Duration::seconds(1);
+        let results = join(spawn_all((0..TASKS).map(|_| {
+            let store = Arc::clone(&h.store);
+            let next = session_core::RefreshToken::generate(record.id)
+                .unwrap()
+                .hash();
+            let rotation = Rotation {
+                id: record.id,
+                presented: record.token_hash,
+                next,
+                now,
+                idle_expires_at: now + session_core::time::Duration::hours(1),
+            };
+            async move { (next, store.rotate(rotation).await.unwrap()) }
+        })))
+        .await;
+        let winners: Vec<_> = results
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, RotateOutcome::Rotated(_)))
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert!(
+            results
+                .iter()
+                .all(|(_, o)| !matches!(o, RotateOutcome::NotFound))
+        );
+        let stored = h.store.find(&record.id).await.unwrap().unwrap();
+        assert_eq!(stored.token_hash, winners[0].0);
+        assert_eq!(stored.generation, 1);
+    }
+}
+
+/// 32 concurrent logins of one user at a cap of 5: none fails, never more than 5 live.
+pub async fn race_logins_respect_cap(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let manager = h.manager(Harness::config().with_max_sessions_per_user(Some(5)));
+    for round in 0..ROUNDS {
+        let user = h.user(&format!("cap-{round}"));
+        let watcher = {
+            let manager = manager.clone();
+            let user = user.clone();
+            tokio::spawn(async move {
+                let mut most = 0;
+                for _ in 0..50 {
+                    most = most.max(manager.list(&user).await.unwrap().len());
+                    tokio::task::yield_now().await;
+                }
+                most
+            })
+        };
+        let results = join(spawn_all((0..TASKS).map(|_| {
+            let manager = manager.clone();
+            let user = user.clone();
+            async move { manager.login(&user, LoginRequest::new()).await }
+        })))
+        .await;
+        let mut created = HashSet::new();
+        let mut evicted = HashSet::new();
+        for result in results {
+            let login = result.unwrap_or_else(|e| panic!("round {round}: spurious error {e}"));
+            created.insert(login.session.id);
+            for id in login.evicted {
+                assert!(evicted.insert(id), "round {round}: {id} evicted twice");
+            }
+        }
+        assert_eq!(created.len(), TASKS);
+        assert_eq!(evicted.len(), TASKS - 5, "round {round}");
+        assert!(evicted.is_subset(&created));
+        let live = manager.list(&user).await.unwrap();
+        assert_eq!(live.len(), 5, "round {round}");
+        assert!(live.iter().all(|s| !evicted.contains(&s.id)));
+        let most = watcher.await.unwrap();
+        assert!(
+            most <= 5,
+            "round {round}: a lister saw {most} live sessions"
+        );
+    }
+}
+
+/// Revoke-all racing logins: everything created before it began is revoked; the cap still holds.
+pub async fn race_revoke_all_against_logins(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let manager = h.manager(Harness::config().with_max_sessions_per_user(Some(40)));
+    for round in 0..ROUNDS {
+        let user = h.user(&format!("wipe-{round}"));
+        let mut before = Vec::new();
+        for _ in 0..8 {
+            before.push(
+                manager
+                    .login(&user, LoginRequest::new())
+                    .await
+                    .unwrap()
+                    .session
+                    .id,
+            );
+        }
+        let logins = spawn_all((0..16).map(|_| {
+            let manager = manager.clone();
+            let user = user.clone();
+            async move {
+                manager
+                    .login(&user, LoginRequest::new())
+                    .await
+                    .map(|l| l.session.id)
+            }
+        }));
+        let wipe = {
+            let manager = manager.clone();
+            let user = user.clone();
+            tokio::spawn(async move { manager.logout_all(&user).await })
+        };
+        let during = join(logins).await;
+        let wiped = wipe.await.unwrap().unwrap();
+        assert!(wiped >= 8, "round {round}: revoked {wiped}");
+        for id in &before {
+            assert_eq!(
+                error_kind(&manager.validate(id).await),
+                Some(ErrorKind::Revoked(RevokeReason::LogoutAll)),
+                "round {round}: a session from before the revoke-all survived"
+            );
+        }
+        let live = manager.list(&user).await.unwrap().len();
+        let created = during.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(created, 16, "round {round}: no login fails");
+        assert!(live <= 16, "round {round}");
+        assert_eq!(
+            u64::try_from(8 + 16 - live).unwrap(),
+            wiped,
+            "round {round}"
+        );
+    }
+}
+
+/// Logout racing refresh: a revoked session never comes back.
+pub async fn race_logout_against_refresh(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let manager = h.manager(Harness::config());
+    for round in 0..ROUNDS * 2 {
+        let login = manager
+            .login(&h.user(&format!("bye-{round}")), LoginRequest::new())
+            .await
+            .unwrap();
+        let id = login.session.id;
+        let text = login.token.expose_secret().to_owned();
+        let refresher = {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.refresh(&text).await.map(|r| r.token) })
+        };
+        let toucher = {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.validate(&id).await.map(|_| ()) })
+        };
+        let leaver = {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.logout(&id).await })
+        };
+        let refreshed = refresher.await.unwrap();
+        let touched = toucher.await.unwrap();
+        assert!(
+            leaver.await.unwrap().unwrap(),
+            "round {round}: logout must revoke"
+        );
+        let gone = Some(ErrorKind::Revoked(RevokeReason::Logout));
+        assert!(touched.is_ok() || error_kind(&touched) == gone);
+        assert_eq!(
+            error_kind(&manager.validate(&id).await),
+            gone,
+            "round {round}"
+        );
+        match refreshed {
+            Ok(token) => assert_eq!(
+                error_kind(&manager.refresh(token.expose_secret()).await),
+                gone,
+                "round {round}: the rotated token outlived the logout"
+            ),
+            Err(e) => assert_eq!(Some(ErrorKind::from(&e)), gone, "round {round}"),
+        }
+    }
+}
+
+/// Concurrent creates at the bare store with a cap of 1: exactly one record stays live.
+pub async fn race_store_create_cap_one(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let limit = SessionLimit::new(NonZeroU32::MIN, session_core::LimitMode::EvictOldest);
+    for round in 0..ROUNDS {
+        let user = h.user(&format!("one-{round}"));
+        let records: Vec<_> = (0..TASKS).map(|_| record_at(&user, START)).collect();
+        let results = join(spawn_all(records.iter().cloned().map(|record| {
+            let store = Arc::clone(&h.store);
+            async move { store.create(record, limit).await.unwrap() }
+        })))
+        .await;
+        assert_eq!(results.len(), TASKS);
+        let live = h
+            .store
+            .list(&user, START, std::num::NonZeroUsize::new(64).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1, "round {round}");
+    }
+}

@@ -1,0 +1,261 @@
+//! The store itself.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use session_core::time::OffsetDateTime;
+use session_core::{
+    CreateOutcome, Error, LimitMode, Revocation, RevokeReason, RotateOutcome, Rotation, SessionId,
+    SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, async_trait,
+};
+
+const NAME: &str = "memory";
+
+/// An in-process session store. Cloning is cheap and clones share the same sessions.
+///
+/// # Atomicity and cost
+///
+/// Records sit in a [`DashMap`] keyed by session id; each user has a small index of their
+/// session ids in a second map. Every method holds at most one user's index entry and then the
+/// entries of that user's records, always in that order, and never across an `.await`: there is
+/// no global lock on the hot path.
+///
+/// | method | locks | cost |
+/// |---|---|---|
+/// | `find`, `touch`, `rotate`, `revoke` | one record | O(1) |
+/// | `create`, `revoke_all`, `list` | the user's index, then their records | O(sessions of the user) |
+/// | `purge_expired` | one record at a time | O(batch), plus one O(n) scan per full sweep |
+///
+/// Expired records are kept (so [`SessionManager::validate`](session_core::SessionManager::validate)
+/// can answer `Expired`) until `purge_expired` removes them.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: DashMap<SessionId, SessionRecord>,
+    users: DashMap<UserId, Vec<SessionId>>,
+    /// Expired ids found by the last full scan and not yet deleted.
+    purge_queue: Mutex<Vec<SessionId>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many records (of any state) the store holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    /// `true` when the store holds no record.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.inner.sessions.is_empty()
+    }
+
+    /// The user's records live at `now`, oldest first. Drops dead ids from `index`.
+    fn live_of(
+        &self,
+        index: &mut Vec<SessionId>,
+        now: OffsetDateTime,
+    ) -> Vec<(OffsetDateTime, SessionId)> {
+        let mut live = Vec::with_capacity(index.len());
+        index.retain(|id| match self.inner.sessions.get(id) {
+            Some(record) if record.is_live(now) => {
+                live.push((record.created_at, *id));
+                true
+            }
+            _ => false,
+        });
+        live.sort_unstable();
+        live
+    }
+
+    fn revoke_locked(&self, id: &SessionId, now: OffsetDateTime, reason: RevokeReason) -> bool {
+        match self.inner.sessions.get_mut(id) {
+            Some(mut record) if record.is_live(now) => {
+                record.revoked = Some(Revocation { at: now, reason });
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn capabilities(&self) -> StoreCapabilities {
+        StoreCapabilities::new(NAME)
+    }
+
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, Error> {
+        let now = record.created_at;
+        let mut index = self.inner.users.entry(record.user_id.clone()).or_default();
+        let live = self.live_of(&mut index, now);
+        let mut evicted = Vec::new();
+        if let Some(max) = limit.max {
+            let max = usize::try_from(max.get()).unwrap_or(usize::MAX);
+            if live.len() >= max {
+                if limit.mode == LimitMode::Reject {
+                    return Ok(CreateOutcome::LimitReached);
+                }
+                evicted.extend(live.iter().take(live.len() - max + 1).map(|(_, id)| *id));
+            }
+        }
+        let id = record.id;
+        match self.inner.sessions.entry(id) {
+            Entry::Occupied(_) => {
+                return Err(Error::backend(
+                    NAME,
+                    format!("a session with id {id} already exists"),
+                ));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(record);
+            }
+        }
+        for old in &evicted {
+            self.revoke_locked(old, now, RevokeReason::Evicted);
+        }
+        index.retain(|kept| !evicted.contains(kept));
+        index.push(id);
+        Ok(CreateOutcome::Created { evicted })
+    }
+
+    async fn find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        Ok(self.inner.sessions.get(id).map(|record| record.clone()))
+    }
+
+    async fn touch(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+        idle_expires_at: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        Ok(match self.inner.sessions.get_mut(id) {
+            Some(mut record) if record.is_live(now) => {
+                record.last_active_at = now;
+                record.idle_expires_at = idle_expires_at.min(record.absolute_expires_at);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
+        let Some(mut record) = self.inner.sessions.get_mut(&rotation.id) else {
+            return Ok(RotateOutcome::NotFound);
+        };
+        if !record.is_live(rotation.now) || record.token_hash != rotation.presented {
+            return Ok(RotateOutcome::Rejected(record.clone()));
+        }
+        record.previous_token_hash = Some(record.token_hash);
+        record.token_hash = rotation.next;
+        record.generation += 1;
+        record.rotated_at = Some(rotation.now);
+        record.last_active_at = rotation.now;
+        record.idle_expires_at = rotation.idle_expires_at.min(record.absolute_expires_at);
+        Ok(RotateOutcome::Rotated(record.clone()))
+    }
+
+    async fn revoke(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<bool, Error> {
+        Ok(self.revoke_locked(id, now, reason))
+    }
+
+    async fn revoke_all(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<u64, Error> {
+        let Some(mut index) = self.inner.users.get_mut(user) else {
+            return Ok(0);
+        };
+        let mut count = 0;
+        for id in index.iter().filter(|id| Some(*id) != keep) {
+            if self.revoke_locked(id, now, reason) {
+                count += 1;
+            }
+        }
+        index.retain(|id| Some(id) == keep);
+        Ok(count)
+    }
+
+    async fn list(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+        limit: NonZeroUsize,
+    ) -> Result<Vec<SessionRecord>, Error> {
+        let Some(index) = self.inner.users.get(user) else {
+            return Ok(Vec::new());
+        };
+        let mut live: Vec<SessionRecord> = index
+            .iter()
+            .filter_map(|id| self.inner.sessions.get(id))
+            .filter(|record| record.is_live(now))
+            .map(|record| record.clone())
+            .collect();
+        drop(index);
+        live.sort_unstable_by_key(|record| std::cmp::Reverse((record.created_at, record.id)));
+        live.truncate(limit.get());
+        Ok(live)
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+        let batch = usize::try_from(batch.get()).unwrap_or(usize::MAX);
+        let mut queue = self
+            .inner
+            .purge_queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if queue.is_empty() {
+            queue.extend(
+                self.inner
+                    .sessions
+                    .iter()
+                    .filter(|record| record.is_expired(now))
+                    .map(|record| record.id),
+            );
+        }
+        let mut deleted = 0_u64;
+        let mut taken = 0;
+        while taken < batch {
+            let Some(id) = queue.pop() else { break };
+            taken += 1;
+            if let Some((_, record)) = self
+                .inner
+                .sessions
+                .remove_if(&id, |_, record| record.is_expired(now))
+            {
+                deleted += 1;
+                if let Some(mut index) = self.inner.users.get_mut(&record.user_id) {
+                    index.retain(|kept| *kept != id);
+                }
+                self.inner
+                    .users
+                    .remove_if(&record.user_id, |_, index| index.is_empty());
+            }
+        }
+        Ok(deleted)
+    }
+}
