@@ -13,6 +13,10 @@
 //! session_conformance::conformance_tests!(async { MyStore::connect_fresh().await });
 //! ```
 //!
+//! `tests/custom_store.rs` in this crate does exactly that for a deliberately small store (one
+//! mutex around one map), and `tests/catches_faulty_stores.rs` shows the suite failing stores
+//! that break the contract in one place each.
+//!
 //! The expression is a future that yields a **fresh, isolated** store (its own table, key
 //! prefix or namespace); it is evaluated once per test. The macro stamps one
 //! `#[tokio::test(flavor = "multi_thread")]` per scenario, so `cargo test` names each one, plus

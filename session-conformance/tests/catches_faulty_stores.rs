@@ -1,0 +1,307 @@
+//! The suite is only worth something if it fails faulty stores. Each test here breaks one rule
+//! of the contract in an otherwise correct store and checks that the scenario guarding that rule
+//! fails.
+
+mod support {
+    pub(crate) mod mutex_store;
+}
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
+
+use session_conformance::scenarios;
+use session_core::time::OffsetDateTime;
+use session_core::{
+    CreateOutcome, Error, RevokeReason, RotateOutcome, Rotation, SessionId, SessionLimit,
+    SessionRecord, SessionStore, StoreCapabilities, UserId, async_trait,
+};
+use support::mutex_store::MutexStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Rotation ignores the presented hash.
+    RotateWithoutCompare,
+    /// Rotation reads, yields, then writes: a read-then-write race.
+    RotateReadThenWrite,
+    /// Create ignores the per-user cap.
+    IgnoreCap,
+    /// List returns the oldest first.
+    ListOldestFirst,
+    /// Revoke-all also revokes the kept session.
+    RevokeAllIgnoresKeep,
+    /// Find hides revoked records, so a revoked session reads as "not found".
+    FindHidesRevoked,
+    /// Touch writes to revoked records and revives them.
+    TouchRevives,
+    /// Purge deletes live records too.
+    PurgeDeletesLive,
+}
+
+struct Faulty {
+    inner: MutexStore,
+    fault: Fault,
+}
+
+#[async_trait]
+impl SessionStore for Faulty {
+    fn capabilities(&self) -> StoreCapabilities {
+        self.inner.capabilities()
+    }
+
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, Error> {
+        let limit = if self.fault == Fault::IgnoreCap {
+            SessionLimit::UNLIMITED
+        } else {
+            limit
+        };
+        self.inner.create(record, limit).await
+    }
+
+    async fn find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        let found = self.inner.find(id).await?;
+        if self.fault == Fault::FindHidesRevoked {
+            return Ok(found.filter(|r| r.revoked.is_none()));
+        }
+        Ok(found)
+    }
+
+    async fn touch(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+        idle: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        if self.fault == Fault::TouchRevives
+            && let Some(mut record) = self.inner.find(id).await?
+        {
+            {
+                record.revoked = None;
+                record.last_active_at = now;
+                record.idle_expires_at = idle;
+                self.inner.revoke(id, now, RevokeReason::Logout).await?;
+                let _ = self
+                    .inner
+                    .purge_expired(
+                        now + session_core::time::Duration::days(3650),
+                        NonZeroU32::MAX,
+                    )
+                    .await;
+                self.inner.create(record, SessionLimit::UNLIMITED).await?;
+                return Ok(true);
+            }
+        }
+        self.inner.touch(id, now, idle).await
+    }
+
+    async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
+        match self.fault {
+            Fault::RotateWithoutCompare => {
+                let current = self.inner.find(&rotation.id).await?;
+                let Some(current) = current else {
+                    return Ok(RotateOutcome::NotFound);
+                };
+                self.inner
+                    .rotate(Rotation {
+                        presented: current.token_hash,
+                        ..rotation
+                    })
+                    .await
+            }
+            Fault::RotateReadThenWrite => {
+                let current = self.inner.find(&rotation.id).await?;
+                let Some(current) = current else {
+                    return Ok(RotateOutcome::NotFound);
+                };
+                if current.token_hash != rotation.presented || !current.is_live(rotation.now) {
+                    return Ok(RotateOutcome::Rejected(current));
+                }
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                let Some(latest) = self.inner.find(&rotation.id).await? else {
+                    return Ok(RotateOutcome::NotFound);
+                };
+                self.inner
+                    .rotate(Rotation {
+                        presented: latest.token_hash,
+                        ..rotation
+                    })
+                    .await
+            }
+            _ => self.inner.rotate(rotation).await,
+        }
+    }
+
+    async fn revoke(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<bool, Error> {
+        self.inner.revoke(id, now, reason).await
+    }
+
+    async fn revoke_all(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<u64, Error> {
+        let keep = if self.fault == Fault::RevokeAllIgnoresKeep {
+            None
+        } else {
+            keep
+        };
+        self.inner.revoke_all(user, keep, now, reason).await
+    }
+
+    async fn list(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+        limit: NonZeroUsize,
+    ) -> Result<Vec<SessionRecord>, Error> {
+        let mut listed = self.inner.list(user, now, NonZeroUsize::MAX).await?;
+        if self.fault == Fault::ListOldestFirst {
+            listed.reverse();
+        }
+        listed.truncate(limit.get());
+        Ok(listed)
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+        let now = if self.fault == Fault::PurgeDeletesLive {
+            now + session_core::time::Duration::days(3650)
+        } else {
+            now
+        };
+        self.inner.purge_expired(now, batch).await
+    }
+}
+
+/// Runs a scenario on a store with `fault` and asserts that it fails.
+async fn assert_caught<F, Fut>(fault: Fault, scenario: F)
+where
+    F: FnOnce(Arc<dyn SessionStore>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let store: Arc<dyn SessionStore> = Arc::new(Faulty {
+        inner: MutexStore::default(),
+        fault,
+    });
+    let outcome = tokio::spawn(scenario(store)).await;
+    assert!(
+        outcome
+            .as_ref()
+            .is_err_and(tokio::task::JoinError::is_panic),
+        "the suite let {fault:?} pass"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_without_compare_is_caught() {
+    assert_caught(
+        Fault::RotateWithoutCompare,
+        scenarios::store_rotate_is_compare_and_swap,
+    )
+    .await;
+    assert_caught(
+        Fault::RotateWithoutCompare,
+        scenarios::reuse_revokes_session,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_then_write_rotation_is_caught() {
+    assert_caught(
+        Fault::RotateReadThenWrite,
+        scenarios::race_store_rotate_exactly_one,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ignored_cap_is_caught() {
+    assert_caught(Fault::IgnoreCap, scenarios::cap_evicts_oldest).await;
+    assert_caught(Fault::IgnoreCap, scenarios::race_logins_respect_cap).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_list_order_is_caught() {
+    assert_caught(
+        Fault::ListOldestFirst,
+        scenarios::list_is_live_newest_first_and_bounded,
+    )
+    .await;
+    assert_caught(Fault::ListOldestFirst, scenarios::list_breaks_ties_by_id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoke_all_ignoring_keep_is_caught() {
+    assert_caught(
+        Fault::RevokeAllIgnoresKeep,
+        scenarios::logout_others_keeps_current,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hiding_revoked_records_is_caught() {
+    assert_caught(
+        Fault::FindHidesRevoked,
+        scenarios::logout_revokes_one_session,
+    )
+    .await;
+    assert_caught(Fault::FindHidesRevoked, scenarios::reuse_revokes_session).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reviving_touch_is_caught() {
+    assert_caught(Fault::TouchRevives, scenarios::store_revoked_stays_revoked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purging_live_records_is_caught() {
+    assert_caught(
+        Fault::PurgeDeletesLive,
+        scenarios::purge_removes_only_expired,
+    )
+    .await;
+}
+
+#[test]
+fn model_catches_wrong_list_order() {
+    let caught = std::panic::catch_unwind(|| {
+        session_conformance::model::run(|| async {
+            Faulty {
+                inner: MutexStore::default(),
+                fault: Fault::ListOldestFirst,
+            }
+        });
+    });
+    assert!(
+        caught.is_err(),
+        "the model-based test let a wrong list order pass"
+    );
+}
+
+#[test]
+fn model_catches_ignored_cap() {
+    let caught = std::panic::catch_unwind(|| {
+        session_conformance::model::run(|| async {
+            Faulty {
+                inner: MutexStore::default(),
+                fault: Fault::IgnoreCap,
+            }
+        });
+    });
+    assert!(
+        caught.is_err(),
+        "the model-based test let an ignored cap pass"
+    );
+}
