@@ -234,3 +234,144 @@ pub fn spawn_cleanup(
         stats,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+    use std::sync::atomic::AtomicU32;
+
+    use async_trait::async_trait;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::id::SessionId;
+    use crate::record::{RevokeReason, SessionRecord};
+    use crate::store::{CreateOutcome, RotateOutcome, Rotation, SessionLimit, StoreCapabilities};
+    use crate::user::UserId;
+
+    /// Purges fail for the first `failures` calls, then delete `per_call` rows until `stock` is
+    /// exhausted. Nothing else is used by the cleanup task.
+    struct FlakyPurge {
+        failures: AtomicU32,
+        stock: AtomicU64,
+        calls: AtomicU32,
+    }
+
+    #[async_trait]
+    impl SessionStore for FlakyPurge {
+        fn capabilities(&self) -> StoreCapabilities {
+            StoreCapabilities::new("flaky")
+        }
+        async fn create(&self, _: SessionRecord, _: SessionLimit) -> Result<CreateOutcome, Error> {
+            Err(Error::backend("flaky", "not used"))
+        }
+        async fn find(&self, _: &SessionId) -> Result<Option<SessionRecord>, Error> {
+            Ok(None)
+        }
+        async fn touch(
+            &self,
+            _: &SessionId,
+            _: OffsetDateTime,
+            _: OffsetDateTime,
+        ) -> Result<bool, Error> {
+            Ok(false)
+        }
+        async fn rotate(&self, _: Rotation) -> Result<RotateOutcome, Error> {
+            Ok(RotateOutcome::NotFound)
+        }
+        async fn revoke(
+            &self,
+            _: &SessionId,
+            _: OffsetDateTime,
+            _: RevokeReason,
+        ) -> Result<bool, Error> {
+            Ok(false)
+        }
+        async fn revoke_all(
+            &self,
+            _: &UserId,
+            _: Option<&SessionId>,
+            _: OffsetDateTime,
+            _: RevokeReason,
+        ) -> Result<u64, Error> {
+            Ok(0)
+        }
+        async fn list(
+            &self,
+            _: &UserId,
+            _: OffsetDateTime,
+            _: NonZeroUsize,
+        ) -> Result<Vec<SessionRecord>, Error> {
+            Ok(Vec::new())
+        }
+        async fn purge_expired(&self, _: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(Error::unavailable(
+                    "flaky",
+                    std::io::Error::other("connection refused"),
+                ));
+            }
+            let take = self
+                .stock
+                .load(Ordering::SeqCst)
+                .min(u64::from(batch.get()));
+            self.stock.fetch_sub(take, Ordering::SeqCst);
+            Ok(take)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keeps_going_after_errors_and_purges_in_batches() {
+        let store = Arc::new(FlakyPurge {
+            failures: AtomicU32::new(3),
+            stock: AtomicU64::new(2500),
+            calls: AtomicU32::new(0),
+        });
+        let clock = Arc::new(ManualClock::new(datetime!(2030-01-01 0:00 UTC)));
+        let config = CleanupConfig::default()
+            .with_interval(Duration::from_secs(60))
+            .with_batch_size(1000)
+            .with_max_backoff(Duration::from_secs(4));
+        let handle = spawn_cleanup(store.clone(), clock, config).unwrap();
+        // Back-offs of 1 s, 2 s and 4 s, then a pass of three batches (1000, 1000, 500).
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert_eq!(handle.stats().failures(), 3);
+        assert_eq!(handle.stats().passes(), 1);
+        assert_eq!(handle.stats().purged(), 2500);
+        assert_eq!(store.calls.load(Ordering::SeqCst), 3 + 3);
+        // The next pass comes an interval later and finds nothing.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(handle.stats().passes(), 2);
+        assert_eq!(handle.stats().purged(), 2500);
+        handle.shutdown().await;
+    }
+
+    #[test]
+    fn config_bounds() {
+        CleanupConfig::default().validate().unwrap();
+        assert!(
+            CleanupConfig::default()
+                .with_batch_size(0)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            CleanupConfig::default()
+                .with_interval(Duration::ZERO)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            CleanupConfig::default()
+                .with_max_backoff(Duration::from_secs(86_401))
+                .validate()
+                .is_err()
+        );
+    }
+}
