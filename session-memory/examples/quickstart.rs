@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     match manager.refresh(laptop.token.expose_secret()).await {
         Err(Error::ReuseDetected) => {
-            println!("refresh with the old token: reuse detected, session revoked")
+            println!("refresh with the old token: reuse detected, session revoked");
         }
         other => println!("refresh with the old token: unexpected {other:?}"),
     }

@@ -259,3 +259,81 @@ impl SessionStore for MemoryStore {
         Ok(deleted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use session_core::time::Duration;
+    use session_core::time::macros::datetime;
+    use session_core::{DeviceInfo, RefreshToken};
+
+    use super::*;
+
+    fn record(user: &UserId, at: OffsetDateTime) -> SessionRecord {
+        let id = SessionId::generate(user);
+        SessionRecord {
+            id,
+            user_id: user.clone(),
+            created_at: at,
+            last_active_at: at,
+            idle_expires_at: at + Duration::minutes(10),
+            absolute_expires_at: at + Duration::hours(1),
+            token_hash: RefreshToken::generate(id).unwrap().hash(),
+            generation: 0,
+            previous_token_hash: None,
+            rotated_at: None,
+            revoked: None,
+            device: DeviceInfo::new(),
+            data: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn purge_frees_records_and_user_indexes() {
+        let store = MemoryStore::new();
+        let start = datetime!(2030-01-01 0:00 UTC);
+        for u in 0..100 {
+            let user = UserId::new(format!("user-{u}")).unwrap();
+            for _ in 0..10 {
+                store
+                    .create(record(&user, start), SessionLimit::UNLIMITED)
+                    .await
+                    .unwrap();
+            }
+        }
+        let keeper = UserId::new("keeper").unwrap();
+        let live = record(&keeper, start + Duration::minutes(30));
+        store
+            .create(live.clone(), SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 1001);
+        assert_eq!(store.inner.users.len(), 101);
+
+        let now = start + Duration::minutes(31);
+        let batch = NonZeroU32::new(64).unwrap();
+        let purged = session_core::purge_all_expired(&store, now, batch)
+            .await
+            .unwrap();
+        assert_eq!(purged, 1000);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.inner.users.len(), 1, "empty user indexes are dropped");
+        assert_eq!(store.find(&live.id).await.unwrap(), Some(live));
+        assert!(store.inner.purge_queue.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn user_index_is_pruned_on_login() {
+        let store = MemoryStore::new();
+        let start = datetime!(2030-01-01 0:00 UTC);
+        let user = UserId::new("churn").unwrap();
+        for minute in 0..50 {
+            let at = start + Duration::minutes(minute * 20);
+            store
+                .create(record(&user, at), SessionLimit::UNLIMITED)
+                .await
+                .unwrap();
+        }
+        // Sessions live ten minutes; a login every twenty leaves one live id in the index.
+        assert_eq!(store.inner.users.get(&user).unwrap().len(), 1);
+    }
+}
