@@ -1,0 +1,311 @@
+//! The stored form of a record: a Redis hash with one short field per value.
+//!
+//! A hash lets the scripts read and change single fields (a touch writes two of them) instead of
+//! rewriting the record. Instants are microseconds since the Unix epoch in decimal text: the
+//! scripts compare them as Lua numbers, exact below 2^53 µs (years 1685 to 2255), and never
+//! format them back, so no precision is lost. Token hashes are their 32 raw bytes.
+//!
+//! | field | value | present |
+//! |---|---|---|
+//! | `u` | user id | always |
+//! | `c`, `l`, `i`, `a` | created, last active, idle expiry, absolute expiry (µs) | always |
+//! | `t` | current token hash | always |
+//! | `g` | generation | always |
+//! | `p`, `r` | previous token hash, rotated at (µs) | after a rotation |
+//! | `v`, `w` | revoked at (µs), reason code | once revoked |
+//! | `ua`, `ip`, `dn` | user agent, IP address, device name | when given |
+//! | `d` | app data (JSON text) | when given |
+
+use std::net::IpAddr;
+
+use session_core::{
+    AppData, DeviceInfo, Revocation, RevokeReason, SessionId, SessionRecord, TokenHash, UserId,
+};
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+
+/// The largest magnitude of microseconds a Lua number (a double) holds exactly.
+const MAX_EXACT_MICROS: i64 = 1 << 53;
+
+/// An instant as microseconds since the epoch, if the scripts can compare it exactly.
+pub(crate) fn micros(at: OffsetDateTime) -> Result<i64, StoreError> {
+    i64::try_from(at.unix_timestamp_nanos() / 1000)
+        .ok()
+        .filter(|us| (-MAX_EXACT_MICROS..=MAX_EXACT_MICROS).contains(us))
+        .ok_or(StoreError::InstantOutOfRange(at))
+}
+
+/// An instant as the decimal text the scripts and the hash keep.
+pub(crate) fn micros_text(at: OffsetDateTime) -> Result<String, StoreError> {
+    micros(at).map(|us| us.to_string())
+}
+
+fn instant(field: &str, bytes: &[u8]) -> Result<OffsetDateTime, StoreError> {
+    let us: i64 = text(field, bytes)?
+        .parse()
+        .map_err(|_| StoreError::Decode(format!("field `{field}` is not an integer")))?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .map_err(|_| StoreError::Decode(format!("field `{field}` is out of range")))
+}
+
+fn text<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a str, StoreError> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| StoreError::Decode(format!("field `{field}` is not UTF-8")))
+}
+
+fn hash(field: &str, bytes: &[u8]) -> Result<TokenHash, StoreError> {
+    TokenHash::from_slice(bytes)
+        .map_err(|_| StoreError::Decode(format!("field `{field}` is not a 32-byte hash")))
+}
+
+/// The hash fields of `record` (its id is in the key, not in the hash).
+pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<(&'static str, Vec<u8>)>, StoreError> {
+    let mut fields: Vec<(&'static str, Vec<u8>)> = vec![
+        ("u", record.user_id.as_str().as_bytes().to_vec()),
+        ("c", micros_text(record.created_at)?.into_bytes()),
+        ("l", micros_text(record.last_active_at)?.into_bytes()),
+        ("i", micros_text(record.idle_expires_at)?.into_bytes()),
+        ("a", micros_text(record.absolute_expires_at)?.into_bytes()),
+        ("t", record.token_hash.as_bytes().to_vec()),
+        ("g", record.generation.to_string().into_bytes()),
+    ];
+    if let Some(previous) = &record.previous_token_hash {
+        fields.push(("p", previous.as_bytes().to_vec()));
+    }
+    if let Some(rotated) = record.rotated_at {
+        fields.push(("r", micros_text(rotated)?.into_bytes()));
+    }
+    if let Some(revocation) = record.revoked {
+        fields.push(("v", micros_text(revocation.at)?.into_bytes()));
+        fields.push(("w", revocation.reason.as_str().as_bytes().to_vec()));
+    }
+    if let Some(ua) = &record.device.user_agent {
+        fields.push(("ua", ua.as_bytes().to_vec()));
+    }
+    if let Some(ip) = record.device.ip {
+        fields.push(("ip", ip.to_string().into_bytes()));
+    }
+    if let Some(name) = &record.device.device_name {
+        fields.push(("dn", name.as_bytes().to_vec()));
+    }
+    if let Some(data) = &record.data {
+        fields.push(("d", data.as_json().as_bytes().to_vec()));
+    }
+    Ok(fields)
+}
+
+#[derive(Default)]
+struct Fields {
+    user: Option<Vec<u8>>,
+    created: Option<Vec<u8>>,
+    last_active: Option<Vec<u8>>,
+    idle: Option<Vec<u8>>,
+    absolute: Option<Vec<u8>>,
+    token: Option<Vec<u8>>,
+    generation: Option<Vec<u8>>,
+    previous: Option<Vec<u8>>,
+    rotated: Option<Vec<u8>>,
+    revoked_at: Option<Vec<u8>>,
+    reason: Option<Vec<u8>>,
+    user_agent: Option<Vec<u8>>,
+    ip: Option<Vec<u8>>,
+    device_name: Option<Vec<u8>>,
+    data: Option<Vec<u8>>,
+}
+
+fn required(field: &'static str, value: Option<Vec<u8>>) -> Result<Vec<u8>, StoreError> {
+    value.ok_or_else(|| StoreError::Decode(format!("field `{field}` is missing")))
+}
+
+/// Rebuilds the record with id `id` from its hash fields (unknown fields are ignored, so a newer
+/// writer may add some).
+pub(crate) fn decode(
+    id: SessionId,
+    pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+) -> Result<SessionRecord, StoreError> {
+    let mut f = Fields::default();
+    for (name, value) in pairs {
+        let slot = match name.as_slice() {
+            b"u" => &mut f.user,
+            b"c" => &mut f.created,
+            b"l" => &mut f.last_active,
+            b"i" => &mut f.idle,
+            b"a" => &mut f.absolute,
+            b"t" => &mut f.token,
+            b"g" => &mut f.generation,
+            b"p" => &mut f.previous,
+            b"r" => &mut f.rotated,
+            b"v" => &mut f.revoked_at,
+            b"w" => &mut f.reason,
+            b"ua" => &mut f.user_agent,
+            b"ip" => &mut f.ip,
+            b"dn" => &mut f.device_name,
+            b"d" => &mut f.data,
+            _ => continue,
+        };
+        *slot = Some(value);
+    }
+    let user = required("u", f.user)?;
+    let user_id = UserId::new(text("u", &user)?)
+        .map_err(|e| StoreError::Decode(format!("field `u`: {e}")))?;
+    let generation = required("g", f.generation)?;
+    let generation: u64 = text("g", &generation)?
+        .parse()
+        .map_err(|_| StoreError::Decode("field `g` is not a count".to_owned()))?;
+    let revoked = match (f.revoked_at, f.reason) {
+        (Some(at), Some(reason)) => Some(Revocation {
+            at: instant("v", &at)?,
+            reason: text("w", &reason)?
+                .parse::<RevokeReason>()
+                .map_err(|e| StoreError::Decode(format!("field `w`: {e}")))?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::Decode(
+                "fields `v` and `w` must come together".to_owned(),
+            ));
+        }
+    };
+    let mut device = DeviceInfo::new();
+    if let Some(ua) = f.user_agent {
+        device = device.with_user_agent(text("ua", &ua)?);
+    }
+    if let Some(ip) = f.ip {
+        let ip: IpAddr = text("ip", &ip)?
+            .parse()
+            .map_err(|_| StoreError::Decode("field `ip` is not an IP address".to_owned()))?;
+        device = device.with_ip(ip);
+    }
+    if let Some(name) = f.device_name {
+        device = device.with_device_name(text("dn", &name)?);
+    }
+    let data = match f.data {
+        Some(json) => Some(
+            AppData::from_json(text("d", &json)?)
+                .map_err(|e| StoreError::Decode(format!("field `d`: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(SessionRecord {
+        id,
+        user_id,
+        created_at: instant("c", &required("c", f.created)?)?,
+        last_active_at: instant("l", &required("l", f.last_active)?)?,
+        idle_expires_at: instant("i", &required("i", f.idle)?)?,
+        absolute_expires_at: instant("a", &required("a", f.absolute)?)?,
+        token_hash: hash("t", &required("t", f.token)?)?,
+        generation,
+        previous_token_hash: f.previous.map(|p| hash("p", &p)).transpose()?,
+        rotated_at: f.rotated.map(|r| instant("r", &r)).transpose()?,
+        revoked,
+        device,
+        data,
+    })
+}
+
+/// Field/value pairs of a hash.
+pub(crate) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Pairs up a flat `[field, value, field, value, ...]` reply.
+pub(crate) fn pairs(flat: Vec<Vec<u8>>) -> Result<Pairs, StoreError> {
+    if !flat.len().is_multiple_of(2) {
+        return Err(StoreError::Decode(
+            "a hash reply has an odd number of elements".to_owned(),
+        ));
+    }
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut items = flat.into_iter();
+    while let (Some(name), Some(value)) = (items.next(), items.next()) {
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn sample() -> SessionRecord {
+        let user = UserId::new("alice").unwrap();
+        SessionRecord {
+            id: SessionId::generate(&user),
+            user_id: user,
+            created_at: datetime!(2030-01-01 0:00:00.123456 UTC),
+            last_active_at: datetime!(2030-01-01 0:00:01 UTC),
+            idle_expires_at: datetime!(2030-01-31 0:00 UTC),
+            absolute_expires_at: datetime!(2030-04-01 0:00 UTC),
+            token_hash: TokenHash::from_bytes([7; 32]),
+            generation: 3,
+            previous_token_hash: Some(TokenHash::from_bytes([6; 32])),
+            rotated_at: Some(datetime!(2030-01-01 0:00:01 UTC)),
+            revoked: Some(Revocation {
+                at: datetime!(2030-01-02 0:00 UTC),
+                reason: RevokeReason::PasswordChanged,
+            }),
+            device: DeviceInfo::new()
+                .with_user_agent("curl/8")
+                .with_ip("::1".parse().unwrap())
+                .with_device_name("laptop"),
+            data: Some(AppData::from_json(r#"{ "role": "admin" }"#).unwrap()),
+        }
+    }
+
+    fn roundtrip(record: &SessionRecord) -> SessionRecord {
+        let fields = encode(record)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v));
+        decode(record.id, fields).unwrap()
+    }
+
+    #[test]
+    fn full_and_minimal_records_roundtrip() {
+        let full = sample();
+        assert_eq!(roundtrip(&full), full);
+        let minimal = SessionRecord {
+            previous_token_hash: None,
+            rotated_at: None,
+            revoked: None,
+            device: DeviceInfo::new(),
+            data: None,
+            created_at: datetime!(1969-12-31 23:59:59.999999 UTC),
+            ..full
+        };
+        assert_eq!(roundtrip(&minimal), minimal);
+    }
+
+    #[test]
+    fn instants_beyond_exact_range_are_refused() {
+        assert!(micros(datetime!(2250-01-01 0:00 UTC)).is_ok());
+        assert!(micros(datetime!(2300-01-01 0:00 UTC)).is_err());
+        let far = SessionRecord {
+            absolute_expires_at: datetime!(9999-01-01 0:00 UTC),
+            ..sample()
+        };
+        assert!(encode(&far).is_err());
+    }
+
+    #[test]
+    fn damaged_hashes_are_decode_errors() {
+        let record = sample();
+        let good: Pairs = encode(&record)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect();
+        for drop in ["u", "c", "t", "g", "w"] {
+            let damaged = good.iter().filter(|(k, _)| k != drop.as_bytes()).cloned();
+            assert!(decode(record.id, damaged).is_err(), "without {drop}");
+        }
+        let mut bad_time = good.clone();
+        bad_time.push((b"i".to_vec(), b"soon".to_vec()));
+        assert!(decode(record.id, bad_time).is_err());
+        let mut bad_hash = good;
+        bad_hash.push((b"t".to_vec(), vec![1, 2, 3]));
+        assert!(decode(record.id, bad_hash).is_err());
+        assert!(pairs(vec![b"u".to_vec()]).is_err());
+    }
+}
