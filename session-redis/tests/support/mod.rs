@@ -13,6 +13,8 @@
 #![allow(
     clippy::panic,
     clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
     reason = "test support: failing and announcing skips is its job"
 )]
 
@@ -103,15 +105,22 @@ pub async fn connect(topo: Topo, config: RedisConfig) -> RedisStore {
 /// A fresh store on `topo` for a test of this crate, or `None` (announced on stderr) when the
 /// run opted the topology out.
 pub async fn store(topo: Topo) -> Option<RedisStore> {
+    if skip(topo) {
+        return None;
+    }
+    Some(connect(topo, config(topo)).await)
+}
+
+/// `true` (announced on stderr) when the run opted `topo` out.
+pub fn skip(topo: Topo) -> bool {
     if topo.skipped() {
         eprintln!(
             "SKIPPED: Redis {} tests, because SESSION_TEST_SKIP contains `{}`",
             topo.skip_name(),
             topo.skip_name()
         );
-        return None;
     }
-    Some(connect(topo, config(topo)).await)
+    topo.skipped()
 }
 
 /// A fresh store on `topo` for the conformance suite. The suite's macro needs a store, so an
@@ -126,4 +135,135 @@ pub async fn conformance_store(topo: Topo) -> RedisStore {
         std::process::exit(0);
     }
     connect(topo, config(topo)).await
+}
+
+/// A throwaway `redis-server` on a spare port, killed when dropped.
+pub struct Server {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Server {
+    /// Starts `redis-server` on `port` (no persistence) and waits until it answers.
+    pub async fn start(port: u16) -> Self {
+        let mut server = Self { port, child: None };
+        server.restart().await;
+        server
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server at once (SIGKILL), like a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again (empty: no persistence) and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run redis-server (is it installed?): {e}"));
+        self.child = Some(child);
+        let client = redis::Client::open(("127.0.0.1", self.port)).unwrap();
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {} did not come up", self.port);
+    }
+
+    /// A plain client of this server.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(("127.0.0.1", self.port)).unwrap()
+    }
+
+    /// The configuration of a store on this server.
+    pub fn config(&self) -> RedisConfig {
+        RedisConfig::new()
+            .with_key_prefix(fresh_prefix())
+            .with_address("127.0.0.1", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A new record for `user` created at `now`, idle expiry after `idle`, absolute after
+/// `absolute`, with a fresh token.
+pub fn record(
+    user: &session_core::UserId,
+    now: session_core::time::OffsetDateTime,
+    idle: Duration,
+    absolute: Duration,
+) -> session_core::SessionRecord {
+    let id = session_core::SessionId::generate(user);
+    let token = session_core::RefreshToken::generate(id).unwrap();
+    session_core::SessionRecord {
+        id,
+        user_id: user.clone(),
+        created_at: now,
+        last_active_at: now,
+        idle_expires_at: now + idle,
+        absolute_expires_at: now + absolute,
+        token_hash: token.hash(),
+        generation: 0,
+        previous_token_hash: None,
+        rotated_at: None,
+        revoked: None,
+        device: session_core::DeviceInfo::new(),
+        data: None,
+    }
+}
+
+/// Every key under `prefix` on one server, with its TTL in milliseconds.
+pub async fn keys_with_ttl(
+    conn: &mut impl redis::aio::ConnectionLike,
+    prefix: &str,
+) -> Vec<(String, i64)> {
+    let mut cursor = 0_u64;
+    let mut out = Vec::new();
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        for key in keys {
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(conn)
+                .await
+                .unwrap();
+            out.push((key, ttl));
+        }
+        if next == 0 {
+            return out;
+        }
+        cursor = next;
+    }
 }

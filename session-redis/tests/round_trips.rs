@@ -1,0 +1,200 @@
+//! Every store operation is one round trip: counted with `MONITOR` on a dedicated server.
+//!
+//! `MONITOR` shows each command a client sends, and each command a script runs (tagged
+//! `[0 lua]`). Two `ECHO` markers from another connection bracket each operation; the lines
+//! between them that are not from a script are the operation's round trips.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers fail by panicking"
+)]
+
+mod support;
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use session_core::time::macros::datetime;
+use session_core::{
+    LimitMode, RevokeReason, RotateOutcome, Rotation, SessionLimit, SessionStore, TokenHash, UserId,
+};
+use session_redis::RedisStore;
+
+struct Counter {
+    lines: BoxStream<'static, String>,
+    marker: redis::aio::MultiplexedConnection,
+    n: u32,
+}
+
+impl Counter {
+    async fn new(server: &support::Server) -> Self {
+        let client = server.client();
+        let monitor = client.get_async_monitor().await.unwrap();
+        let marker = client.get_multiplexed_async_connection().await.unwrap();
+        Self {
+            lines: monitor.into_on_message::<String>().boxed(),
+            marker,
+            n: 0,
+        }
+    }
+
+    async fn echo(&mut self, text: &str) {
+        let _: String = redis::cmd("ECHO")
+            .arg(text)
+            .query_async(&mut self.marker)
+            .await
+            .unwrap();
+    }
+
+    /// Runs `op` between two markers and returns the commands it sent (script-internal
+    /// commands excluded).
+    async fn count<T>(&mut self, op: impl Future<Output = T>) -> (T, Vec<String>) {
+        self.n += 1;
+        let begin = format!("begin-{}", self.n);
+        let end = format!("end-{}", self.n);
+        self.echo(&begin).await;
+        let out = op.await;
+        self.echo(&end).await;
+        let mut inside = false;
+        let mut sent = Vec::new();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next())
+                .await
+                .expect("MONITOR went quiet")
+                .expect("MONITOR stream ended");
+            if line.contains(&format!("\"{begin}\"")) {
+                inside = true;
+            } else if line.contains(&format!("\"{end}\"")) {
+                return (out, sent);
+            } else if inside && !line.contains(" lua]") {
+                sent.push(line);
+            }
+        }
+    }
+}
+
+fn command(line: &str) -> String {
+    line.split("] \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_uppercase()
+}
+
+fn assert_one(what: &str, sent: &[String], expected: &str) {
+    assert_eq!(
+        sent.len(),
+        1,
+        "{what} must be one round trip, it sent: {sent:#?}"
+    );
+    assert_eq!(command(&sent[0]), expected, "{what}: {sent:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_operation_is_one_round_trip() {
+    let server = support::Server::start(6398).await;
+    let store = RedisStore::connect(server.config()).await.unwrap();
+    let mut counter = Counter::new(&server).await;
+    let now = datetime!(2030-01-01 0:00 UTC);
+    let hour = Duration::from_secs(3600);
+    let user = UserId::new("round-trips").unwrap();
+    let cap = SessionLimit::new(NonZeroU32::new(2).unwrap(), LimitMode::EvictOldest);
+
+    let first = support::record(&user, now, hour, 2 * hour);
+    let (created, sent) = counter
+        .count(store.create(first.clone(), SessionLimit::UNLIMITED))
+        .await;
+    created.unwrap();
+    assert_one("create", &sent, "EVALSHA");
+
+    let second = support::record(&user, now + Duration::from_secs(1), hour, 2 * hour);
+    store.create(second.clone(), cap).await.unwrap();
+    let third = support::record(&user, now + Duration::from_secs(2), hour, 2 * hour);
+    let (evicting, sent) = counter.count(store.create(third.clone(), cap)).await;
+    assert!(
+        matches!(evicting.unwrap(), session_core::CreateOutcome::Created { evicted } if evicted == vec![first.id])
+    );
+    assert_one("create with eviction", &sent, "EVALSHA");
+
+    let (found, sent) = counter.count(store.find(&second.id)).await;
+    assert_eq!(found.unwrap().unwrap(), second);
+    assert_one("find", &sent, "HGETALL");
+
+    let later = now + Duration::from_secs(60);
+    let (touched, sent) = counter
+        .count(store.touch(&second.id, later, later + hour))
+        .await;
+    assert!(touched.unwrap());
+    assert_one("touch", &sent, "EVALSHA");
+
+    let rotation = Rotation {
+        id: second.id,
+        presented: second.token_hash,
+        next: TokenHash::from_bytes([9; 32]),
+        now: later,
+        idle_expires_at: later + hour,
+    };
+    let (rotated, sent) = counter.count(store.rotate(rotation)).await;
+    assert!(matches!(rotated.unwrap(), RotateOutcome::Rotated(_)));
+    assert_one("rotate", &sent, "EVALSHA");
+
+    let (listed, sent) = counter
+        .count(store.list(&user, later, NonZeroUsize::new(10).unwrap()))
+        .await;
+    assert_eq!(listed.unwrap().len(), 2);
+    assert_one("list", &sent, "EVALSHA");
+
+    let (revoked, sent) = counter
+        .count(store.revoke(&second.id, later, RevokeReason::Logout))
+        .await;
+    assert!(revoked.unwrap());
+    assert_one("revoke", &sent, "EVALSHA");
+
+    let (count, sent) = counter
+        .count(store.revoke_all(&user, None, later, RevokeReason::LogoutAll))
+        .await;
+    assert_eq!(count.unwrap(), 1);
+    assert_one("revoke_all", &sent, "EVALSHA");
+
+    let (purged, sent) = counter
+        .count(store.purge_expired(later, NonZeroU32::new(100).unwrap()))
+        .await;
+    assert_eq!(purged.unwrap(), 0);
+    assert!(sent.is_empty(), "purge_expired sends nothing: {sent:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_reload_after_the_cache_is_flushed() {
+    let server = support::Server::start(6397).await;
+    let store = RedisStore::connect(server.config()).await.unwrap();
+    let mut counter = Counter::new(&server).await;
+    let now = datetime!(2030-01-01 0:00 UTC);
+    let user = UserId::new("flushed").unwrap();
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let record = support::record(&user, now, Duration::from_secs(60), Duration::from_secs(60));
+    let (created, sent) = counter
+        .count(store.create(record.clone(), SessionLimit::UNLIMITED))
+        .await;
+    created.unwrap();
+    let commands: Vec<String> = sent.iter().map(|line| command(line)).collect();
+    assert_eq!(commands, ["EVALSHA", "SCRIPT", "EVALSHA"], "{sent:#?}");
+
+    let (found, sent) = counter.count(store.find(&record.id)).await;
+    assert_eq!(found.unwrap().unwrap(), record);
+    assert_one("find", &sent, "HGETALL");
+}
