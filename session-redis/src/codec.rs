@@ -15,7 +15,14 @@
 //! | `v`, `w` | revoked at (µs), reason code | once revoked |
 //! | `ua`, `ip`, `dn` | user agent, IP address, device name | when given |
 //! | `d` | app data (JSON text) | when given |
+//!
+//! Values longer than 64 bytes (app data, user agent, device name) are split into 64-byte
+//! chunks under numbered fields (`d`, `d1`, `d2`, ...). With Redis' default
+//! `hash-max-listpack-value 64` and `hash-max-listpack-entries 128`, the hash then keeps the
+//! compact listpack encoding for records up to about 7 KB: about half the memory of the
+//! hashtable encoding one long value would force.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use session_core::{
@@ -27,6 +34,52 @@ use crate::error::StoreError;
 
 /// The largest magnitude of microseconds a Lua number (a double) holds exactly.
 const MAX_EXACT_MICROS: i64 = 1 << 53;
+
+/// Values are split into chunks of at most this many bytes (Redis' default
+/// `hash-max-listpack-value`).
+pub(crate) const CHUNK: usize = 64;
+
+/// No value has more chunks than this (64 KiB of app data is 1024).
+const MAX_CHUNKS: u32 = 1 << 20;
+
+/// One hash field: its name and value.
+pub(crate) type Field = (String, Vec<u8>);
+
+fn push_chunked(fields: &mut Vec<Field>, name: &str, bytes: &[u8]) {
+    for (n, chunk) in bytes.chunks(CHUNK).enumerate() {
+        let field = if n == 0 {
+            name.to_owned()
+        } else {
+            format!("{name}{n}")
+        };
+        fields.push((field, chunk.to_vec()));
+    }
+}
+
+/// Splits a field name into its base and chunk number (`d7` is chunk 7 of `d`; `d` is chunk 0).
+fn split_chunk(name: &[u8]) -> Option<(&[u8], u32)> {
+    let digits = name.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let (base, number) = name.split_at(name.len() - digits);
+    if number.is_empty() {
+        return Some((base, 0));
+    }
+    let number: u32 = std::str::from_utf8(number).ok()?.parse().ok()?;
+    (number > 0 && number < MAX_CHUNKS).then_some((base, number))
+}
+
+/// Joins chunks `0..n` of one value.
+fn join_chunks(field: &str, chunks: BTreeMap<u32, Vec<u8>>) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    for (expected, (number, chunk)) in (0_u32..).zip(chunks) {
+        if number != expected {
+            return Err(StoreError::Decode(format!(
+                "field `{field}` lacks chunk {expected}"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
 
 /// An instant as microseconds since the epoch, if the scripts can compare it exactly.
 pub(crate) fn micros(at: OffsetDateTime) -> Result<i64, StoreError> {
@@ -60,37 +113,49 @@ fn hash(field: &str, bytes: &[u8]) -> Result<TokenHash, StoreError> {
 }
 
 /// The hash fields of `record` (its id is in the key, not in the hash).
-pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<(&'static str, Vec<u8>)>, StoreError> {
-    let mut fields: Vec<(&'static str, Vec<u8>)> = vec![
-        ("u", record.user_id.as_str().as_bytes().to_vec()),
-        ("c", micros_text(record.created_at)?.into_bytes()),
-        ("l", micros_text(record.last_active_at)?.into_bytes()),
-        ("i", micros_text(record.idle_expires_at)?.into_bytes()),
-        ("a", micros_text(record.absolute_expires_at)?.into_bytes()),
-        ("t", record.token_hash.as_bytes().to_vec()),
-        ("g", record.generation.to_string().into_bytes()),
+pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<Field>, StoreError> {
+    let mut fields: Vec<Field> = vec![
+        ("u".to_owned(), record.user_id.as_str().as_bytes().to_vec()),
+        ("c".to_owned(), micros_text(record.created_at)?.into_bytes()),
+        (
+            "l".to_owned(),
+            micros_text(record.last_active_at)?.into_bytes(),
+        ),
+        (
+            "i".to_owned(),
+            micros_text(record.idle_expires_at)?.into_bytes(),
+        ),
+        (
+            "a".to_owned(),
+            micros_text(record.absolute_expires_at)?.into_bytes(),
+        ),
+        ("t".to_owned(), record.token_hash.as_bytes().to_vec()),
+        ("g".to_owned(), record.generation.to_string().into_bytes()),
     ];
     if let Some(previous) = &record.previous_token_hash {
-        fields.push(("p", previous.as_bytes().to_vec()));
+        fields.push(("p".to_owned(), previous.as_bytes().to_vec()));
     }
     if let Some(rotated) = record.rotated_at {
-        fields.push(("r", micros_text(rotated)?.into_bytes()));
+        fields.push(("r".to_owned(), micros_text(rotated)?.into_bytes()));
     }
     if let Some(revocation) = record.revoked {
-        fields.push(("v", micros_text(revocation.at)?.into_bytes()));
-        fields.push(("w", revocation.reason.as_str().as_bytes().to_vec()));
+        fields.push(("v".to_owned(), micros_text(revocation.at)?.into_bytes()));
+        fields.push((
+            "w".to_owned(),
+            revocation.reason.as_str().as_bytes().to_vec(),
+        ));
     }
     if let Some(ua) = &record.device.user_agent {
-        fields.push(("ua", ua.as_bytes().to_vec()));
+        push_chunked(&mut fields, "ua", ua.as_bytes());
     }
     if let Some(ip) = record.device.ip {
-        fields.push(("ip", ip.to_string().into_bytes()));
+        fields.push(("ip".to_owned(), ip.to_string().into_bytes()));
     }
     if let Some(name) = &record.device.device_name {
-        fields.push(("dn", name.as_bytes().to_vec()));
+        push_chunked(&mut fields, "dn", name.as_bytes());
     }
     if let Some(data) = &record.data {
-        fields.push(("d", data.as_json().as_bytes().to_vec()));
+        push_chunked(&mut fields, "d", data.as_json().as_bytes());
     }
     Ok(fields)
 }
@@ -108,10 +173,20 @@ struct Fields {
     rotated: Option<Vec<u8>>,
     revoked_at: Option<Vec<u8>>,
     reason: Option<Vec<u8>>,
-    user_agent: Option<Vec<u8>>,
+    user_agent: BTreeMap<u32, Vec<u8>>,
     ip: Option<Vec<u8>>,
-    device_name: Option<Vec<u8>>,
-    data: Option<Vec<u8>>,
+    device_name: BTreeMap<u32, Vec<u8>>,
+    data: BTreeMap<u32, Vec<u8>>,
+}
+
+fn chunked_text(field: &str, chunks: BTreeMap<u32, Vec<u8>>) -> Result<Option<String>, StoreError> {
+    if chunks.is_empty() {
+        return Ok(None);
+    }
+    let bytes = join_chunks(field, chunks)?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| StoreError::Decode(format!("field `{field}` is not UTF-8")))
 }
 
 fn required(field: &'static str, value: Option<Vec<u8>>) -> Result<Vec<u8>, StoreError> {
@@ -126,6 +201,16 @@ pub(crate) fn decode(
 ) -> Result<SessionRecord, StoreError> {
     let mut f = Fields::default();
     for (name, value) in pairs {
+        let chunks = match split_chunk(&name) {
+            Some((b"ua", n)) => Some((&mut f.user_agent, n)),
+            Some((b"dn", n)) => Some((&mut f.device_name, n)),
+            Some((b"d", n)) => Some((&mut f.data, n)),
+            _ => None,
+        };
+        if let Some((chunks, n)) = chunks {
+            chunks.insert(n, value);
+            continue;
+        }
         let slot = match name.as_slice() {
             b"u" => &mut f.user,
             b"c" => &mut f.created,
@@ -138,10 +223,7 @@ pub(crate) fn decode(
             b"r" => &mut f.rotated,
             b"v" => &mut f.revoked_at,
             b"w" => &mut f.reason,
-            b"ua" => &mut f.user_agent,
             b"ip" => &mut f.ip,
-            b"dn" => &mut f.device_name,
-            b"d" => &mut f.data,
             _ => continue,
         };
         *slot = Some(value);
@@ -168,8 +250,8 @@ pub(crate) fn decode(
         }
     };
     let mut device = DeviceInfo::new();
-    if let Some(ua) = f.user_agent {
-        device = device.with_user_agent(text("ua", &ua)?);
+    if let Some(ua) = chunked_text("ua", f.user_agent)? {
+        device = device.with_user_agent(ua);
     }
     if let Some(ip) = f.ip {
         let ip: IpAddr = text("ip", &ip)?
@@ -177,13 +259,12 @@ pub(crate) fn decode(
             .map_err(|_| StoreError::Decode("field `ip` is not an IP address".to_owned()))?;
         device = device.with_ip(ip);
     }
-    if let Some(name) = f.device_name {
-        device = device.with_device_name(text("dn", &name)?);
+    if let Some(name) = chunked_text("dn", f.device_name)? {
+        device = device.with_device_name(name);
     }
-    let data = match f.data {
+    let data = match chunked_text("d", f.data)? {
         Some(json) => Some(
-            AppData::from_json(text("d", &json)?)
-                .map_err(|e| StoreError::Decode(format!("field `d`: {e}")))?,
+            AppData::from_json(json).map_err(|e| StoreError::Decode(format!("field `d`: {e}")))?,
         ),
         None => None,
     };
@@ -257,7 +338,7 @@ mod tests {
         let fields = encode(record)
             .unwrap()
             .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v));
+            .map(|(k, v)| (k.into_bytes(), v));
         decode(record.id, fields).unwrap()
     }
 
@@ -278,6 +359,30 @@ mod tests {
     }
 
     #[test]
+    fn long_values_are_chunked_and_rejoined() {
+        let long = SessionRecord {
+            device: DeviceInfo::new()
+                .with_user_agent("é".repeat(200))
+                .with_device_name("n".repeat(255)),
+            data: Some(AppData::from_json(format!("\"{}\"", "ü".repeat(1000))).unwrap()),
+            ..sample()
+        };
+        let fields = encode(&long).unwrap();
+        assert!(fields.iter().all(|(_, v)| v.len() <= CHUNK));
+        assert!(fields.iter().any(|(k, _)| k == "d31"));
+        assert_eq!(roundtrip(&long), long);
+        // A missing middle chunk is an error, not a silently shorter value.
+        let damaged = fields
+            .into_iter()
+            .filter(|(k, _)| k != "d3")
+            .map(|(k, v)| (k.into_bytes(), v));
+        assert!(decode(long.id, damaged).is_err());
+        assert_eq!(split_chunk(b"dn12"), Some((&b"dn"[..], 12)));
+        assert_eq!(split_chunk(b"d"), Some((&b"d"[..], 0)));
+        assert_eq!(split_chunk(b"d0"), None);
+    }
+
+    #[test]
     fn instants_beyond_exact_range_are_refused() {
         assert!(micros(datetime!(2250-01-01 0:00 UTC)).is_ok());
         assert!(micros(datetime!(2300-01-01 0:00 UTC)).is_err());
@@ -294,7 +399,7 @@ mod tests {
         let good: Pairs = encode(&record)
             .unwrap()
             .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .map(|(k, v)| (k.into_bytes(), v))
             .collect();
         for drop in ["u", "c", "t", "g", "w"] {
             let damaged = good.iter().filter(|(k, _)| k != drop.as_bytes()).cloned();
