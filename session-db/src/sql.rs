@@ -1,0 +1,196 @@
+//! The SQL text of every statement the store sends, built once per store for its dialect and
+//! table. Placeholders are `?` here and numbered for PostgreSQL by
+//! [`Dialect::placeholders`].
+
+use crate::config::TableName;
+use crate::dialect::Dialect;
+
+/// Columns read back into a record, in the order [`crate::row`] decodes them.
+pub(crate) const SELECT_COLUMNS: &str = "id, user_id, created_at, last_active_at, \
+     idle_expires_at, absolute_expires_at, token_hash, generation, previous_token_hash, \
+     rotated_at, revoked_at, revoke_reason, user_agent, ip, device_name, data";
+
+/// Columns written by an insert: [`SELECT_COLUMNS`] plus the derived `expires_at`.
+pub(crate) const INSERT_COLUMNS: &str = "id, user_id, created_at, last_active_at, \
+     idle_expires_at, absolute_expires_at, token_hash, generation, previous_token_hash, \
+     rotated_at, revoked_at, revoke_reason, user_agent, ip, device_name, data, expires_at";
+
+/// How many values an insert binds.
+pub(crate) const INSERT_ARITY: usize = 17;
+
+/// The live-at-`?` condition, for a row named without alias.
+const LIVE: &str = "revoked_at IS NULL AND expires_at > ?";
+
+/// Every statement of one store.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    pub(crate) find: String,
+    pub(crate) insert: String,
+    /// SQLite and PostgreSQL: insert only while the user has fewer than `?` live sessions.
+    pub(crate) insert_below_cap: String,
+    /// SQLite: revoke all but the newest `?` live sessions, returning `id, created_at`.
+    pub(crate) evict: String,
+    /// PostgreSQL: [`Sql::evict`] and the insert in one statement.
+    pub(crate) evict_and_insert: String,
+    /// PostgreSQL: the per-user transaction lock. MySQL: the per-user lock row.
+    pub(crate) lock_user: String,
+    /// MySQL: the live sessions past the newest `?`, locked, newest first.
+    pub(crate) over_cap_for_update: String,
+    pub(crate) touch: String,
+    /// SQLite and PostgreSQL: the compare-and-swap with `RETURNING`.
+    pub(crate) rotate_returning: String,
+    /// MySQL: the compare-and-swap on `(token_hash, generation)`, no `RETURNING`.
+    pub(crate) rotate_cas: String,
+    pub(crate) revoke: String,
+    pub(crate) revoke_all: String,
+    pub(crate) revoke_all_keep: String,
+    pub(crate) list: String,
+    pub(crate) purge: String,
+    dialect: Dialect,
+    table: String,
+}
+
+impl Sql {
+    pub(crate) fn new(dialect: Dialect, table: &TableName) -> Self {
+        let t = dialect.quote(table.as_str());
+        let least = dialect.least();
+        let p = |sql: String| dialect.placeholders(&sql);
+        let values = vec!["?"; INSERT_ARITY].join(", ");
+        let over_cap = match dialect {
+            Dialect::Sqlite => "LIMIT -1 OFFSET ?",
+            Dialect::Postgres => "OFFSET ?",
+            Dialect::MySql => "LIMIT 18446744073709551615 OFFSET ?",
+        };
+        let evict_update = format!(
+            "UPDATE {t} SET revoked_at = ?, revoke_reason = ? \
+             WHERE revoked_at IS NULL AND id IN (SELECT id FROM {t} WHERE user_id = ? AND {LIVE} \
+             ORDER BY created_at DESC, id DESC {over_cap}) RETURNING id, created_at"
+        );
+        let insert = format!("INSERT INTO {t} ({INSERT_COLUMNS}) VALUES ({values})");
+        let lock_user = match dialect {
+            Dialect::Postgres => {
+                "SELECT pg_advisory_xact_lock(hashtext(?), hashtext(?))".to_owned()
+            }
+            Dialect::MySql => {
+                let locks = dialect.quote(&format!("{table}_user_locks"));
+                format!(
+                    "INSERT INTO {locks} (user_id) VALUES (?) ON DUPLICATE KEY UPDATE user_id = user_id"
+                )
+            }
+            Dialect::Sqlite => String::new(),
+        };
+        let purge = match dialect {
+            Dialect::Sqlite => format!(
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ?)"
+            ),
+            Dialect::Postgres => format!(
+                "WITH gate AS (SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0)) AS held) \
+                 DELETE FROM {t} WHERE (SELECT held FROM gate) AND id IN \
+                 (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ? FOR UPDATE SKIP LOCKED)"
+            ),
+            Dialect::MySql => {
+                format!("DELETE FROM {t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?")
+            }
+        };
+        let revoke_all = format!(
+            "UPDATE {t} SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND {LIVE}"
+        );
+        Self {
+            find: p(format!("SELECT {SELECT_COLUMNS} FROM {t} WHERE id = ?")),
+            insert_below_cap: p(format!(
+                "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
+                 WHERE (SELECT COUNT(*) FROM {t} WHERE user_id = ? AND {LIVE}) < ?"
+            )),
+            evict: p(evict_update.clone()),
+            evict_and_insert: p(format!(
+                "WITH evicted AS ({evict_update}), inserted AS ({insert}) \
+                 SELECT id, created_at FROM evicted"
+            )),
+            insert: p(insert),
+            lock_user: p(lock_user),
+            over_cap_for_update: p(format!(
+                "SELECT id FROM {t} WHERE user_id = ? AND {LIVE} \
+                 ORDER BY created_at DESC, id DESC {over_cap} FOR UPDATE"
+            )),
+            touch: p(format!(
+                "UPDATE {t} SET last_active_at = ?, \
+                 idle_expires_at = {least}(?, absolute_expires_at), \
+                 expires_at = {least}(?, absolute_expires_at) WHERE id = ? AND {LIVE}"
+            )),
+            rotate_returning: p(format!(
+                "UPDATE {t} SET previous_token_hash = token_hash, token_hash = ?, \
+                 generation = generation + 1, rotated_at = ?, last_active_at = ?, \
+                 idle_expires_at = {least}(?, absolute_expires_at), \
+                 expires_at = {least}(?, absolute_expires_at) \
+                 WHERE id = ? AND token_hash = ? AND {LIVE} RETURNING {SELECT_COLUMNS}"
+            )),
+            // MySQL assigns left to right: `previous_token_hash` reads the old `token_hash`
+            // because it comes first.
+            rotate_cas: p(format!(
+                "UPDATE {t} SET previous_token_hash = token_hash, token_hash = ?, \
+                 generation = ?, rotated_at = ?, last_active_at = ?, \
+                 idle_expires_at = {least}(?, absolute_expires_at), \
+                 expires_at = {least}(?, absolute_expires_at) \
+                 WHERE id = ? AND token_hash = ? AND generation = ? AND {LIVE}"
+            )),
+            revoke: p(format!(
+                "UPDATE {t} SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND {LIVE}"
+            )),
+            revoke_all_keep: p(format!("{revoke_all} AND id <> ?")),
+            revoke_all: p(revoke_all),
+            list: p(format!(
+                "SELECT {SELECT_COLUMNS} FROM {t} WHERE user_id = ? AND {LIVE} \
+                 ORDER BY created_at DESC, id DESC LIMIT ?"
+            )),
+            purge: p(purge),
+            dialect,
+            table: table.as_str().to_owned(),
+        }
+    }
+
+    /// MySQL: revokes the listed sessions (at most [`Sql::EVICT_CHUNK`] ids per statement).
+    pub(crate) fn evict_ids(&self, count: usize) -> String {
+        let t = self.dialect.quote(&self.table);
+        let marks = vec!["?"; count].join(", ");
+        self.dialect.placeholders(&format!(
+            "UPDATE {t} SET revoked_at = ?, revoke_reason = ? \
+             WHERE revoked_at IS NULL AND id IN ({marks})"
+        ))
+    }
+
+    /// Most ids in one [`Sql::evict_ids`] statement.
+    pub(crate) const EVICT_CHUNK: usize = 500;
+
+    /// The key text of the per-user lock (PostgreSQL hashes it with `hashtext`).
+    pub(crate) fn user_lock_key(&self) -> String {
+        format!("session-db:create:{}", self.table)
+    }
+
+    /// The key text of the purge lock (PostgreSQL hashes it with `hashtextextended(_, 0)`).
+    pub(crate) fn purge_lock_key(&self) -> String {
+        format!("session-db:purge:{}", self.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_lists_match_arity() {
+        assert_eq!(INSERT_COLUMNS.split(',').count(), INSERT_ARITY);
+        assert_eq!(SELECT_COLUMNS.split(',').count(), INSERT_ARITY - 1);
+    }
+
+    #[test]
+    fn statements_use_the_quoted_table() {
+        let table = TableName::new("t_1").unwrap();
+        let pg = Sql::new(Dialect::Postgres, &table);
+        assert!(pg.find.contains("FROM \"t_1\" WHERE id = $1"));
+        assert!(!pg.rotate_returning.contains('?'));
+        let my = Sql::new(Dialect::MySql, &table);
+        assert!(my.find.contains("FROM `t_1` WHERE id = ?"));
+        assert!(my.lock_user.contains("`t_1_user_locks`"));
+        assert_eq!(my.evict_ids(3).matches('?').count(), 5);
+    }
+}

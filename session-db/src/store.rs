@@ -1,0 +1,620 @@
+//! [`DbStore`]: the [`SessionStore`] on SQLite, PostgreSQL and MySQL/MariaDB.
+
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+};
+use sea_orm_migration::MigratorTraitSelf;
+use session_core::{
+    ConfigError, CreateOutcome, Error, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionId,
+    SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, truncate_to_micros,
+};
+use time::OffsetDateTime;
+
+use crate::config::{DbConfig, TableName};
+use crate::dialect::Dialect;
+use crate::error::{ConnectError, Kind, decode_error, kind, to_error};
+use crate::migration::Migrator;
+use crate::row::{decode, hash_value, insert_values, read_id};
+use crate::sql::Sql;
+
+/// How many times a login whose transaction hit a deadlock or serialization failure is run
+/// again before [`Error::Unavailable`] is returned.
+const CREATE_ATTEMPTS: u32 = 5;
+
+/// A session store on a SQL database through sea-orm: SQLite (the embedded default), PostgreSQL,
+/// or MySQL/MariaDB, chosen by the connection.
+///
+/// Cloning is cheap (the pool is shared). See the [crate docs](crate) for the statements each
+/// operation sends and the guarantees.
+///
+/// # Examples
+///
+/// ```
+/// use session_db::{DbStore, TableName};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = DbStore::connect("sqlite::memory:")
+///     .await?
+///     .with_table(TableName::new("sessions")?);
+/// store.migrate().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct DbStore {
+    db: DatabaseConnection,
+    dialect: Dialect,
+    table: TableName,
+    sql: Arc<Sql>,
+}
+
+impl fmt::Debug for DbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbStore")
+            .field("dialect", &self.dialect)
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DbStore {
+    /// A store on an existing sea-orm connection, using the table `auth_sessions`.
+    ///
+    /// The pool's settings are the caller's; with SQLite in memory keep exactly one connection
+    /// that never expires, since the database lives only as long as it.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Store`] if the connection's backend is not one this crate knows.
+    pub fn new(db: DatabaseConnection) -> Result<Self, ConfigError> {
+        let dialect = Dialect::from_backend(db.get_database_backend())?;
+        let table = TableName::default();
+        Ok(Self {
+            sql: Arc::new(Sql::new(dialect, &table)),
+            db,
+            dialect,
+            table,
+        })
+    }
+
+    /// Uses `table` instead of `auth_sessions`.
+    #[must_use]
+    pub fn with_table(mut self, table: TableName) -> Self {
+        self.sql = Arc::new(Sql::new(self.dialect, &table));
+        self.table = table;
+        self
+    }
+
+    /// Connects to `url` with the other settings at their defaults (see [`DbConfig`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`DbStore::connect_with`].
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::connect_with(DbConfig::new().with_url(url)).await
+    }
+
+    /// Validates `config`, opens a pool and, unless [`DbConfig::lazy`], one connection within
+    /// [`DbConfig::connect_timeout`]. Does not migrate: call [`DbStore::migrate`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Config`] for an invalid configuration (a malformed URL included);
+    /// [`ConnectError::Store`] with [`Error::Unavailable`] when the database cannot be reached in
+    /// time, or [`Error::Backend`] when it refuses the connection.
+    pub async fn connect_with(config: DbConfig) -> Result<Self, ConnectError> {
+        config.validate()?;
+        let table = TableName::new(config.table.as_str())?;
+        let (db, _dialect) = crate::connect::connect(&config).await?;
+        Ok(Self::new(db)?.with_table(table))
+    }
+
+    /// Creates or upgrades the schema (see [`crate::migration`]). Safe to call on every start:
+    /// applied migrations are skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] or [`Error::Backend`] from the database.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        Migrator::new(self.table.clone())
+            .up(&self.db, None)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// The sea-orm connection, to share the pool or run your own statements.
+    #[must_use]
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The database dialect.
+    #[must_use]
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The sessions table.
+    #[must_use]
+    pub fn table(&self) -> &TableName {
+        &self.table
+    }
+
+    /// The text whose hash keys the PostgreSQL advisory lock that
+    /// [`purge_expired`](SessionStore::purge_expired) holds while it deletes:
+    /// `pg_try_advisory_xact_lock(hashtextextended(<key>, 0))`. Another process that holds it
+    /// makes a purge pass return 0.
+    #[must_use]
+    pub fn purge_lock_key(&self) -> String {
+        self.sql.purge_lock_key()
+    }
+
+    /// Closes the pool; later operations fail with [`Error::Unavailable`].
+    ///
+    /// # Errors
+    ///
+    /// The driver's error, if closing failed.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.db.close_by_ref().await.map_err(|e| self.error(e))
+    }
+
+    fn error(&self, error: DbErr) -> Error {
+        to_error(self.dialect, error)
+    }
+
+    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.dialect.backend(), sql, values)
+    }
+
+    fn decode(&self, row: &QueryResult) -> Result<SessionRecord, Error> {
+        decode(self.dialect, row).map_err(|e| decode_error(self.dialect, e))
+    }
+
+    fn time(&self, at: OffsetDateTime) -> Value {
+        self.dialect.time(at)
+    }
+
+    async fn find_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        id: &SessionId,
+    ) -> Result<Option<SessionRecord>, Error> {
+        let row = conn
+            .query_one_raw(self.statement(&self.sql.find, vec![Value::from(id.to_string())]))
+            .await
+            .map_err(|e| self.error(e))?;
+        row.as_ref().map(|row| self.decode(row)).transpose()
+    }
+
+    /// One attempt at a capped login; the caller retries on deadlocks.
+    async fn create_capped(
+        &self,
+        record: &SessionRecord,
+        values: &[Value],
+        max: NonZeroU32,
+        mode: LimitMode,
+    ) -> Result<CreateOutcome, CreateError> {
+        let keep_newest = i64::from(max.get() - 1);
+        let now = record.created_at;
+        match (self.dialect, mode) {
+            // One statement: SQLite runs it under the database write lock.
+            (Dialect::Sqlite, LimitMode::Reject) => {
+                let inserted = self
+                    .db
+                    .execute_raw(self.below_cap(values, &record.user_id, now, max))
+                    .await?
+                    .rows_affected();
+                Ok(created_or_rejected(inserted))
+            }
+            (Dialect::Sqlite, _) => {
+                let tx = self
+                    .db
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await?;
+                let evicted = tx
+                    .query_all_raw(self.statement(
+                        &self.sql.evict,
+                        self.evict_values(&record.user_id, now, keep_newest),
+                    ))
+                    .await?;
+                let evicted = self.evicted_oldest_first(&evicted)?;
+                tx.execute_raw(self.statement(&self.sql.insert, values.to_vec()))
+                    .await?;
+                tx.commit().await?;
+                Ok(CreateOutcome::Created { evicted })
+            }
+            (Dialect::Postgres, LimitMode::Reject) => {
+                let tx = self.db.begin().await?;
+                self.lock_user(&tx, &record.user_id).await?;
+                let inserted = tx
+                    .execute_raw(self.below_cap(values, &record.user_id, now, max))
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(created_or_rejected(inserted))
+            }
+            (Dialect::Postgres, _) => {
+                let tx = self.db.begin().await?;
+                self.lock_user(&tx, &record.user_id).await?;
+                let mut params = self.evict_values(&record.user_id, now, keep_newest);
+                params.extend_from_slice(values);
+                let evicted = tx
+                    .query_all_raw(self.statement(&self.sql.evict_and_insert, params))
+                    .await?;
+                let evicted = self.evicted_oldest_first(&evicted)?;
+                tx.commit().await?;
+                Ok(CreateOutcome::Created { evicted })
+            }
+            (Dialect::MySql, mode) => {
+                self.create_capped_mysql(record, values, keep_newest, mode)
+                    .await
+            }
+        }
+    }
+
+    /// MySQL/MariaDB: no `UPDATE … RETURNING`, so the sessions over the cap are selected (and
+    /// locked) first, then revoked by id.
+    async fn create_capped_mysql(
+        &self,
+        record: &SessionRecord,
+        values: &[Value],
+        keep_newest: i64,
+        mode: LimitMode,
+    ) -> Result<CreateOutcome, CreateError> {
+        let now = record.created_at;
+        let tx = self.db.begin().await?;
+        self.lock_user(&tx, &record.user_id).await?;
+        let rows = tx
+            .query_all_raw(self.statement(
+                &self.sql.over_cap_for_update,
+                vec![
+                    self.dialect.user(&record.user_id),
+                    self.time(now),
+                    Value::from(keep_newest),
+                ],
+            ))
+            .await?;
+        let mut over_cap = rows
+            .iter()
+            .map(|row| read_id(row, 0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CreateError::Store(decode_error(self.dialect, e)))?;
+        if !over_cap.is_empty() && mode == LimitMode::Reject {
+            tx.rollback().await?;
+            return Ok(CreateOutcome::LimitReached);
+        }
+        // Selected newest first; reported oldest first.
+        over_cap.reverse();
+        for chunk in over_cap.chunks(Sql::EVICT_CHUNK) {
+            let mut params = vec![self.time(now), Value::from(RevokeReason::Evicted.as_str())];
+            params.extend(chunk.iter().map(|id| Value::from(id.to_string())));
+            tx.execute_raw(self.statement(&self.sql.evict_ids(chunk.len()), params))
+                .await?;
+        }
+        tx.execute_raw(self.statement(&self.sql.insert, values.to_vec()))
+            .await?;
+        tx.commit().await?;
+        Ok(CreateOutcome::Created { evicted: over_cap })
+    }
+
+    async fn lock_user(&self, tx: &DatabaseTransaction, user: &UserId) -> Result<(), DbErr> {
+        let params = match self.dialect {
+            Dialect::Postgres => vec![
+                Value::from(self.sql.user_lock_key()),
+                Value::from(user.as_str()),
+            ],
+            Dialect::MySql | Dialect::Sqlite => vec![self.dialect.user(user)],
+        };
+        tx.execute_raw(self.statement(&self.sql.lock_user, params))
+            .await
+            .map(drop)
+    }
+
+    fn below_cap(
+        &self,
+        values: &[Value],
+        user: &UserId,
+        now: OffsetDateTime,
+        max: NonZeroU32,
+    ) -> Statement {
+        let mut params = values.to_vec();
+        params.extend([
+            self.dialect.user(user),
+            self.time(now),
+            Value::from(i64::from(max.get())),
+        ]);
+        self.statement(&self.sql.insert_below_cap, params)
+    }
+
+    fn evict_values(&self, user: &UserId, now: OffsetDateTime, keep_newest: i64) -> Vec<Value> {
+        vec![
+            self.time(now),
+            Value::from(RevokeReason::Evicted.as_str()),
+            self.dialect.user(user),
+            self.time(now),
+            Value::from(keep_newest),
+        ]
+    }
+
+    /// Ids from `RETURNING id, created_at`, oldest first.
+    fn evicted_oldest_first(&self, rows: &[QueryResult]) -> Result<Vec<SessionId>, CreateError> {
+        let mut evicted = rows
+            .iter()
+            .map(|row| {
+                let id = read_id(row, 0)?;
+                let created = self.dialect.read_time(row, 1)?;
+                Ok((created, id))
+            })
+            .collect::<Result<Vec<_>, crate::dialect::DecodeError>>()
+            .map_err(|e| CreateError::Store(decode_error(self.dialect, e)))?;
+        evicted.sort_unstable();
+        Ok(evicted.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// MySQL/MariaDB rotation: read, then a compare-and-swap on `(token_hash, generation)`.
+    async fn rotate_mysql(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
+        let Some(current) = self.find_on(&self.db, &rotation.id).await? else {
+            return Ok(RotateOutcome::NotFound);
+        };
+        if !current.is_live(rotation.now) || current.token_hash != rotation.presented {
+            return Ok(RotateOutcome::Rejected(current));
+        }
+        let generation = current
+            .generation
+            .checked_add(1)
+            .and_then(|g| i64::try_from(g).ok())
+            .ok_or_else(|| Error::backend(self.dialect.name(), "generation counter overflow"))?;
+        let expected = i64::try_from(current.generation)
+            .map_err(|_| Error::backend(self.dialect.name(), "generation out of range"))?;
+        let params = vec![
+            hash_value(Some(&rotation.next)),
+            Value::from(generation),
+            self.time(rotation.now),
+            self.time(rotation.now),
+            self.time(rotation.idle_expires_at),
+            self.time(rotation.idle_expires_at),
+            Value::from(rotation.id.to_string()),
+            hash_value(Some(&rotation.presented)),
+            Value::from(expected),
+            self.time(rotation.now),
+        ];
+        let swapped = self
+            .db
+            .execute_raw(self.statement(&self.sql.rotate_cas, params))
+            .await
+            .map_err(|e| self.error(e))?
+            .rows_affected();
+        if swapped == 1 {
+            let now = truncate_to_micros(rotation.now);
+            let mut rotated = current;
+            rotated.previous_token_hash = Some(rotated.token_hash);
+            rotated.token_hash = rotation.next;
+            rotated.generation += 1;
+            rotated.rotated_at = Some(now);
+            rotated.last_active_at = now;
+            rotated.idle_expires_at =
+                truncate_to_micros(rotation.idle_expires_at).min(rotated.absolute_expires_at);
+            return Ok(RotateOutcome::Rotated(rotated));
+        }
+        // Another call changed the record between the read and the swap.
+        Ok(match self.find_on(&self.db, &rotation.id).await? {
+            Some(record) => RotateOutcome::Rejected(record),
+            None => RotateOutcome::NotFound,
+        })
+    }
+}
+
+fn created_or_rejected(inserted: u64) -> CreateOutcome {
+    if inserted == 1 {
+        CreateOutcome::Created {
+            evicted: Vec::new(),
+        }
+    } else {
+        CreateOutcome::LimitReached
+    }
+}
+
+/// An error inside a capped login: a driver error (classified later, maybe retried) or one
+/// already turned into the workspace error.
+enum CreateError {
+    Db(DbErr),
+    Store(Error),
+}
+
+impl From<DbErr> for CreateError {
+    fn from(error: DbErr) -> Self {
+        Self::Db(error)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for DbStore {
+    fn capabilities(&self) -> StoreCapabilities {
+        StoreCapabilities::new(self.dialect.name())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %record.id))]
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, Error> {
+        let values =
+            insert_values(self.dialect, &record).map_err(|e| decode_error(self.dialect, e))?;
+        let Some(max) = limit.max else {
+            self.db
+                .execute_raw(self.statement(&self.sql.insert, values))
+                .await
+                .map_err(|e| self.error(e))?;
+            return Ok(CreateOutcome::Created {
+                evicted: Vec::new(),
+            });
+        };
+        let mut attempt = 1;
+        loop {
+            match self.create_capped(&record, &values, max, limit.mode).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(CreateError::Store(error)) => return Err(error),
+                Err(CreateError::Db(error)) => {
+                    if attempt < CREATE_ATTEMPTS && kind(self.dialect, &error) == Kind::Retry {
+                        tracing::debug!(attempt, %error, "login transaction conflicted; running it again");
+                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(self.error(error));
+                }
+            }
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
+    async fn find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        self.find_on(&self.db, id).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
+    async fn touch(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+        idle_expires_at: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        let params = vec![
+            self.time(now),
+            self.time(idle_expires_at),
+            self.time(idle_expires_at),
+            Value::from(id.to_string()),
+            self.time(now),
+        ];
+        let touched = self
+            .db
+            .execute_raw(self.statement(&self.sql.touch, params))
+            .await
+            .map_err(|e| self.error(e))?
+            .rows_affected();
+        Ok(touched == 1)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %rotation.id))]
+    async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
+        if self.dialect == Dialect::MySql {
+            return self.rotate_mysql(rotation).await;
+        }
+        let params = vec![
+            hash_value(Some(&rotation.next)),
+            self.time(rotation.now),
+            self.time(rotation.now),
+            self.time(rotation.idle_expires_at),
+            self.time(rotation.idle_expires_at),
+            Value::from(rotation.id.to_string()),
+            hash_value(Some(&rotation.presented)),
+            self.time(rotation.now),
+        ];
+        let row = self
+            .db
+            .query_one_raw(self.statement(&self.sql.rotate_returning, params))
+            .await
+            .map_err(|e| self.error(e))?;
+        if let Some(row) = row {
+            return Ok(RotateOutcome::Rotated(self.decode(&row)?));
+        }
+        Ok(match self.find_on(&self.db, &rotation.id).await? {
+            Some(record) => RotateOutcome::Rejected(record),
+            None => RotateOutcome::NotFound,
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
+    async fn revoke(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<bool, Error> {
+        let params = vec![
+            self.time(now),
+            Value::from(reason.as_str()),
+            Value::from(id.to_string()),
+            self.time(now),
+        ];
+        let revoked = self
+            .db
+            .execute_raw(self.statement(&self.sql.revoke, params))
+            .await
+            .map_err(|e| self.error(e))?
+            .rows_affected();
+        Ok(revoked == 1)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
+    async fn revoke_all(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<u64, Error> {
+        let mut params = vec![
+            self.time(now),
+            Value::from(reason.as_str()),
+            self.dialect.user(user),
+            self.time(now),
+        ];
+        let sql = match keep {
+            Some(keep) => {
+                params.push(Value::from(keep.to_string()));
+                &self.sql.revoke_all_keep
+            }
+            None => &self.sql.revoke_all,
+        };
+        Ok(self
+            .db
+            .execute_raw(self.statement(sql, params))
+            .await
+            .map_err(|e| self.error(e))?
+            .rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
+    async fn list(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+        limit: NonZeroUsize,
+    ) -> Result<Vec<SessionRecord>, Error> {
+        let limit = i64::try_from(limit.get()).unwrap_or(i64::MAX);
+        let params = vec![self.dialect.user(user), self.time(now), Value::from(limit)];
+        let rows = self
+            .db
+            .query_all_raw(self.statement(&self.sql.list, params))
+            .await
+            .map_err(|e| self.error(e))?;
+        rows.iter().map(|row| self.decode(row)).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
+    async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+        let mut params = Vec::with_capacity(3);
+        if self.dialect == Dialect::Postgres {
+            params.push(Value::from(self.sql.purge_lock_key()));
+        }
+        params.extend([self.time(now), Value::from(i64::from(batch.get()))]);
+        Ok(self
+            .db
+            .execute_raw(self.statement(&self.sql.purge, params))
+            .await
+            .map_err(|e| self.error(e))?
+            .rows_affected())
+    }
+}

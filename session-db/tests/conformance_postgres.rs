@@ -1,0 +1,7 @@
+//! The whole conformance suite against the PostgreSQL server (see `support` for how to start it), each store on its own table.
+
+mod support;
+
+session_conformance::conformance_tests!(async {
+    support::conformance_store(support::Backend::Postgres).await
+});
