@@ -27,7 +27,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// | `db` | 0 | 0 to 65535 (0 only for Cluster) |
 /// | `key_prefix` | `"session:"` | at most 64 bytes, no `{`, `}` or NUL |
 /// | `username`, `password` | none | |
-/// | `tls` | off | `tls_insecure` skips certificate checks; `tls_ca_file` is a PEM file of trusted roots |
+/// | `tls` | off | certificates are always checked: against the system roots, or the PEM roots in `tls_ca_file` |
 /// | `connect_timeout` | 1 s | 10 ms to 60 s, per connection attempt |
 /// | `response_timeout` | 1 s | 10 ms to 60 s, the bound on a whole store operation |
 /// | `retry` | 6 reconnect attempts, 100 ms to 2 s back-off | see [`RetryConfig`] |
@@ -72,10 +72,8 @@ pub struct RedisConfig {
     pub username: Option<String>,
     /// The password, if any. Never printed by `Debug`.
     pub password: Option<String>,
-    /// Connect with TLS (needs the `tls` feature).
+    /// Connect with TLS (needs the `tls` feature). Certificates are always verified.
     pub tls: bool,
-    /// With TLS, accept any certificate and host name. For tests only.
-    pub tls_insecure: bool,
     /// With TLS, trust the roots in this PEM file instead of the system's.
     pub tls_ca_file: Option<PathBuf>,
     /// The bound on one attempt to open a connection.
@@ -102,7 +100,6 @@ impl Default for RedisConfig {
             username: None,
             password: None,
             tls: false,
-            tls_insecure: false,
             tls_ca_file: None,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
@@ -130,7 +127,6 @@ impl fmt::Debug for RedisConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
-            .field("tls_insecure", &self.tls_insecure)
             .field("tls_ca_file", &self.tls_ca_file)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
@@ -349,11 +345,10 @@ impl RedisConfig {
         self
     }
 
-    /// Turns TLS on; `insecure` skips certificate checks (tests only).
+    /// Turns TLS on, verifying the server's certificate against the system roots.
     #[must_use]
-    pub fn with_tls(mut self, insecure: bool) -> Self {
+    pub fn with_tls(mut self) -> Self {
         self.tls = true;
-        self.tls_insecure = insecure;
         self
     }
 
@@ -406,7 +401,8 @@ impl RedisConfig {
     ///
     /// [`ConfigError::OutOfRange`] naming the first field out of range, or
     /// [`ConfigError::Store`] for a malformed URL or node address, a URL combined with Sentinel
-    /// or Cluster, a non-zero database on a Cluster, or TLS without the `tls` feature.
+    /// or Cluster, a URL that turns certificate checks off (`#insecure`), a non-zero database on
+    /// a Cluster, or TLS without the `tls` feature.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.key_prefix.len() > MAX_KEY_PREFIX_LEN {
             return Err(out_of_range(
@@ -446,9 +442,18 @@ impl RedisConfig {
         )?;
         self.retry.validate()?;
         if let Some(url) = &self.url {
-            redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| {
-                ConfigError::Store(format!("`url` is not a Redis URL ({:?})", e.kind()))
-            })?;
+            let info =
+                redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| {
+                    ConfigError::Store(format!("`url` is not a Redis URL ({:?})", e.kind()))
+                })?;
+            if matches!(
+                info.addr(),
+                redis::ConnectionAddr::TcpTls { insecure: true, .. }
+            ) {
+                return Err(ConfigError::Store(
+                    "`url` turns TLS certificate checks off (`#insecure`); trust a private CA with `tls_ca_file` instead".to_owned(),
+                ));
+            }
             if !matches!(self.topology, Topology::Standalone) {
                 return Err(ConfigError::Store(
                     "`url` is for a standalone server; Sentinel and Cluster take `nodes`"
@@ -628,6 +633,7 @@ mod tests {
             base.clone().with_key_prefix("a{b"),
             base.clone().with_key_prefix("a}b"),
             base.clone().with_url("http://nope"),
+            base.clone().with_url("rediss://127.0.0.1/#insecure"),
             base.clone()
                 .with_url("redis://127.0.0.1")
                 .with_cluster(ClusterConfig::new(["127.0.0.1:7010"])),

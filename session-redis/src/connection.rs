@@ -176,7 +176,7 @@ fn addr(config: &RedisConfig, host: String, port: u16) -> ConnectionAddr {
         ConnectionAddr::TcpTls {
             host,
             port,
-            insecure: config.tls_insecure,
+            insecure: false,
             tls_params: None,
         }
     } else {
@@ -239,22 +239,13 @@ async fn open_cluster(
     }
     #[cfg(feature = "tls")]
     if config.tls {
-        builder = builder.tls(tls_mode(config));
+        builder = builder.tls(redis::TlsMode::Secure);
         if let Some(certs) = certificates(config)? {
             builder = builder.certs(certs);
         }
     }
     let client = builder.build()?;
     Ok(client.get_async_connection().await?)
-}
-
-#[cfg(feature = "tls")]
-fn tls_mode(config: &RedisConfig) -> redis::TlsMode {
-    if config.tls_insecure {
-        redis::TlsMode::Insecure
-    } else {
-        redis::TlsMode::Secure
-    }
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -295,8 +286,8 @@ impl SentinelMaster {
         #[cfg(feature = "tls")]
         if config.tls {
             builder = builder
-                .set_client_to_redis_tls_mode(tls_mode(config))
-                .set_client_to_sentinel_tls_mode(tls_mode(config));
+                .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
             if let Some(certs) = certificates(config)? {
                 builder = builder
                     .set_client_to_redis_certificates(certs.clone())

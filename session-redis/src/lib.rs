@@ -127,7 +127,7 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `tls` | on | TLS with rustls (`rediss://`, [`RedisConfig::with_tls`]); installs rustls' `ring` provider unless the process installed one |
+//! | `tls` | on | TLS with rustls (`rediss://`, [`RedisConfig::with_tls`], [`RedisConfig::with_tls_ca_file`] for a private CA); certificates are always verified; installs rustls' `ring` provider unless the process installed one |
 //!
 //! ## Testing
 //!
@@ -135,8 +135,9 @@
 //! Sentinel and Cluster topologies of `scripts/redis-topology.sh start sentinel|cluster`. A
 //! topology that is down fails its tests with the command that starts it;
 //! `SESSION_TEST_SKIP=redis,redis-sentinel,redis-cluster` (any subset) opts out, loudly. The
-//! fault, round-trip and memory tests start their own `redis-server` on spare ports (6395 to
-//! 6399), and the failover test its own Sentinel topology (ports 6392, 6393, 26393 to 26395).
+//! fault, round-trip, memory and TLS tests start their own `redis-server` on spare ports (6394
+//! to 6399; the TLS test makes its certificates with `openssl`), and the failover test its own
+//! Sentinel topology (ports 6392, 6393, 26393 to 26395).
 
 mod codec;
 mod config;

@@ -140,13 +140,25 @@ pub async fn conformance_store(topo: Topo) -> RedisStore {
 /// A throwaway `redis-server` on a spare port, killed when dropped.
 pub struct Server {
     port: u16,
+    args: Vec<String>,
     child: Option<std::process::Child>,
 }
 
 impl Server {
     /// Starts `redis-server` on `port` (no persistence) and waits until it answers.
     pub async fn start(port: u16) -> Self {
-        let mut server = Self { port, child: None };
+        Self::start_with(port, Vec::new()).await
+    }
+
+    /// Starts `redis-server --port <port> <args>` (no persistence, TLS left to `args`) and
+    /// waits until it answers PING on a plain connection or, with `--port 0`, until the TLS
+    /// port accepts TCP connections.
+    pub async fn start_with(port: u16, args: Vec<String>) -> Self {
+        let mut server = Self {
+            port,
+            args,
+            child: None,
+        };
         server.restart().await;
         server
     }
@@ -167,14 +179,29 @@ impl Server {
     /// Starts the server again (empty: no persistence) and waits until it answers.
     pub async fn restart(&mut self) {
         self.kill();
+        let tls = self.args.iter().any(|a| a == "--tls-port");
+        let plain_port = if tls { 0 } else { self.port };
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+            .args(["--port", &plain_port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.args)
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run redis-server (is it installed?): {e}"));
         self.child = Some(child);
+        if tls {
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("redis-server (TLS) on port {} did not come up", self.port);
+        }
         let client = redis::Client::open(("127.0.0.1", self.port)).unwrap();
         for _ in 0..100 {
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await
