@@ -1,0 +1,293 @@
+//! Faults: an unreachable server is `Unavailable` within bounded time and the store works again
+//! once the server is back; connections killed by the server are replaced; a locked SQLite file
+//! is `Unavailable` after the busy timeout, never a panic.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use session_core::time::OffsetDateTime;
+use session_core::time::macros::datetime;
+use session_core::{
+    DeviceInfo, Error, LimitMode, SessionId, SessionLimit, SessionRecord, SessionStore, TokenHash,
+    UserId,
+};
+use session_db::DbStore;
+use session_db::sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+use support::Backend;
+
+const NOW: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
+
+fn record(user: &str) -> SessionRecord {
+    let user = UserId::new(user).unwrap();
+    SessionRecord {
+        id: SessionId::generate(&user),
+        user_id: user,
+        created_at: NOW,
+        last_active_at: NOW,
+        idle_expires_at: NOW + time::Duration::hours(1),
+        absolute_expires_at: NOW + time::Duration::days(1),
+        token_hash: TokenHash::from_bytes([9; 32]),
+        generation: 0,
+        previous_token_hash: None,
+        rotated_at: None,
+        revoked: None,
+        device: DeviceInfo::new(),
+        data: None,
+    }
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, Error>) {
+    match result {
+        Err(error @ Error::Unavailable { .. }) => {
+            assert!(std::error::Error::source(&error).is_some(), "{error}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+/// Helpers and scenarios that need a server.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod servers {
+    use session_db::ConnectError;
+    use session_db::sea_orm::{ConnectionTrait, Statement};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// A loopback port nobody listens on (bound, then released).
+    async fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// `url` with its `host:port` replaced by `127.0.0.1:<port>`; also returns the original
+    /// `host:port`.
+    fn via_port(url: &str, port: u16) -> (String, String) {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((userinfo, hostport)) => (format!("{userinfo}@"), hostport),
+            None => (String::new(), authority),
+        };
+        (
+            format!("{scheme}://{userinfo}127.0.0.1:{port}{path}"),
+            hostport.to_owned(),
+        )
+    }
+
+    /// Forwards every connection to `port` on to `target` until aborted.
+    async fn forward(port: u16, target: String) -> tokio::task::JoinHandle<()> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        })
+    }
+
+    pub(crate) async fn unreachable_then_back(backend: Backend) {
+        if support::skip(backend) {
+            return;
+        }
+        let port = closed_port().await;
+        let (url, target) = via_port(&backend.url(), port);
+
+        // Eager connect: a distinct, retryable error within the connect timeout.
+        let started = Instant::now();
+        let error = DbStore::connect_with(
+            support::config(backend)
+                .with_url(url.as_str())
+                .with_connect_timeout(Duration::from_secs(1))
+                .with_acquire_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(error, ConnectError::Store(Error::Unavailable { .. })),
+            "{error:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // Lazy connect: operations fail the same way, in bounded time.
+        let store = DbStore::connect_with(
+            support::config(backend)
+                .with_url(url.as_str())
+                .with_acquire_timeout(Duration::from_secs(1))
+                .with_lazy(true),
+        )
+        .await
+        .unwrap();
+        let r = record("faulty");
+        let started = Instant::now();
+        assert_unavailable(store.find(&r.id).await);
+        assert_unavailable(store.create(r.clone(), SessionLimit::UNLIMITED).await);
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // The server comes back on that port: the same store works, with nothing else done.
+        let proxy = forward(port, target).await;
+        store.migrate().await.unwrap();
+        let cap = SessionLimit::new(NonZeroU32::new(3).unwrap(), LimitMode::EvictOldest);
+        store.create(r.clone(), cap).await.unwrap();
+        assert_eq!(store.find(&r.id).await.unwrap(), Some(r));
+        proxy.abort();
+    }
+
+    /// Kills the store's only connection from the server side; the next calls succeed (the pool
+    /// tests a connection before handing it out and replaces a dead one).
+    pub(crate) async fn killed_connection_is_replaced(backend: Backend, whoami: &str, kill: &str) {
+        let Some(store) = support::store(backend).await else {
+            return;
+        };
+        let store = store.clone();
+        let single = support::connect(
+            backend,
+            support::config(backend)
+                .with_table(store.table().as_str())
+                .with_max_connections(1),
+        )
+        .await;
+        let r = record("killed");
+        single
+            .create(r.clone(), SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+        let id = connection_id(&single, whoami).await;
+        let killer = store.connection();
+        killer
+            .execute_unprepared(&kill.replace("{id}", &id.to_string()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The first call may see the dead connection as `Unavailable` (never as a missing
+        // session); the second must succeed.
+        match single.find(&r.id).await {
+            Ok(found) => assert_eq!(found, Some(r.clone())),
+            Err(error) => assert!(matches!(error, Error::Unavailable { .. }), "{error:?}"),
+        }
+        assert_eq!(single.find(&r.id).await.unwrap(), Some(r));
+        assert_ne!(
+            connection_id(&single, whoami).await,
+            id,
+            "the killed connection was not replaced"
+        );
+    }
+
+    /// The server's id of the connection `store`'s one-connection pool hands out.
+    async fn connection_id(store: &DbStore, whoami: &str) -> i64 {
+        let db = store.connection();
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), whoami))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0)
+            .or_else(|_| row.try_get_by_index::<i32>(0).map(i64::from))
+            .or_else(|_| {
+                row.try_get_by_index::<u64>(0)
+                    .map(|v| i64::try_from(v).unwrap())
+            })
+            .unwrap()
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::servers::{killed_connection_is_replaced, unreachable_then_back};
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unreachable_server_then_back() {
+        unreachable_then_back(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn terminated_backend_is_replaced() {
+        killed_connection_is_replaced(
+            Backend::Postgres,
+            "SELECT pg_backend_pid()",
+            "SELECT pg_terminate_backend({id})",
+        )
+        .await;
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::servers::unreachable_then_back;
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unreachable_server_then_back() {
+        unreachable_then_back(Backend::MySql).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn killed_connection_is_replaced() {
+        super::servers::killed_connection_is_replaced(
+            Backend::MySql,
+            "SELECT CONNECTION_ID()",
+            "KILL {id}",
+        )
+        .await;
+    }
+}
+
+/// Another process holds the SQLite write lock: writes wait for the busy timeout, then fail
+/// with `Unavailable`; reads still work (WAL); once the lock is released, writes work again.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_busy_file_is_unavailable_then_recovers() {
+    let config =
+        support::config(Backend::SqliteFile).with_sqlite_busy_timeout(Duration::from_millis(200));
+    let url = config.url.clone().unwrap();
+    let store = support::connect(Backend::SqliteFile, config).await;
+    let existing = record("reader");
+    store
+        .create(existing.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+
+    let other = DbStore::connect(&url).await.unwrap();
+    let db = other.connection();
+    let tx = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await
+        .unwrap();
+
+    let cap = SessionLimit::new(NonZeroU32::new(5).unwrap(), LimitMode::EvictOldest);
+    let started = Instant::now();
+    assert_unavailable(store.create(record("writer"), cap).await);
+    assert_unavailable(
+        store
+            .create(record("writer"), SessionLimit::UNLIMITED)
+            .await,
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        store.find(&existing.id).await.unwrap(),
+        Some(existing.clone())
+    );
+
+    tx.rollback().await.unwrap();
+    let r = record("writer");
+    store.create(r.clone(), cap).await.unwrap();
+    assert_eq!(store.find(&r.id).await.unwrap(), Some(r));
+}
