@@ -14,3 +14,7 @@ scripts/redis-topology.sh start all
 trap 'scripts/redis-topology.sh stop all || true' EXIT
 
 cargo test --workspace --all-features "$@"
+
+# The umbrella crate again with its default features only: a store whose feature is off must be
+# refused with a message naming the feature.
+cargo test -p auth-sessions "$@"

@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 
+use crate::config::ConfigError;
 use crate::record::RevokeReason;
 use crate::token::TokenError;
 
@@ -146,6 +147,21 @@ pub enum InputError {
     /// A stored revoke reason is not one this version knows.
     #[error("unknown revoke reason `{0}`")]
     UnknownRevokeReason(String),
+}
+
+/// Why a store could not be set up: the configuration is wrong (retrying will not help), or the
+/// backend could not be reached or refused the connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The configuration is invalid (a malformed URL, a bad name, a backend whose cargo feature
+    /// is off, an out-of-range value); nothing was contacted.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The backend could not be reached in time ([`Error::Unavailable`]) or refused the
+    /// connection ([`Error::Backend`]).
+    #[error(transparent)]
+    Store(#[from] Error),
 }
 
 #[cfg(test)]

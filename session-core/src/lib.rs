@@ -45,7 +45,7 @@ mod user;
 pub use cleanup::{CleanupConfig, CleanupHandle, CleanupStats, purge_all_expired, spawn_cleanup};
 pub use clock::{Clock, ManualClock, SystemClock, truncate_to_micros};
 pub use config::{ConfigError, SessionConfig};
-pub use error::{BoxError, Error, InputError};
+pub use error::{BoxError, ConnectError, Error, InputError};
 pub use events::{EventSink, SessionEvent};
 pub use id::{RoutingTag, SessionId};
 pub use manager::{Login, LoginRequest, Refreshed, SessionManager};

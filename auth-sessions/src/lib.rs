@@ -1,0 +1,58 @@
+//! # auth-sessions
+//!
+//! Server-side auth sessions with rotating refresh tokens, with the store chosen at run time
+//! from configuration — the seed's `session.storageType` — while compiling only the backends
+//! whose cargo features are on.
+//!
+//! | feature | store | |
+//! |---|---|---|
+//! | `sqlite` (default) | [`StorageConfig::Database`] on an embedded SQLite file | the default store |
+//! | `postgres`, `mysql` | [`StorageConfig::Database`] on PostgreSQL, MySQL or MariaDB | chosen by the URL |
+//! | `redis` | [`StorageConfig::Redis`]: standalone, Sentinel, Cluster, TLS | |
+//! | `memory` | [`StorageConfig::Memory`] | tests and local development only |
+//!
+//! Everything of `session-core` is re-exported here, so an app depends on this crate alone.
+//!
+//! ```
+//! use auth_sessions::{LoginRequest, Sessions, SessionsConfig, UserId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let url = format!("sqlite://{}?mode=rwc", dir.path().join("sessions.db").display());
+//! let config: SessionsConfig = toml::from_str(&format!(r#"
+//!     [session]
+//!     idle_timeout = "30d"
+//!     reuse_grace = "10s"
+//!
+//!     [storage]
+//!     type = "database"
+//!     url = "{url}"
+//! "#))?;
+//! let sessions = Sessions::start(config).await?;
+//! let manager = sessions.manager();
+//!
+//! let login = manager.login(&UserId::new("alice")?, LoginRequest::new()).await?;
+//! let refreshed = manager.refresh(login.token.expose_secret()).await?;
+//! assert_eq!(refreshed.session.generation, 1);
+//! sessions.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod setup;
+mod storage;
+
+pub use session_core::*;
+pub use setup::{CleanupSettings, Migrate, Sessions, SessionsConfig};
+pub use storage::{DatabaseSettings, NotCompiled, RedisSettings, StorageConfig, connect};
+
+/// The database store's crate, when a database feature is on.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use session_db as db;
+/// The memory store's crate, when the `memory` feature is on.
+#[cfg(feature = "memory")]
+pub use session_memory as memory;
+/// The Redis store's crate, when the `redis` feature is on.
+#[cfg(feature = "redis")]
+pub use session_redis as redis;
