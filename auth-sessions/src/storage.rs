@@ -120,16 +120,9 @@ pub async fn connect(
             Err(not_compiled("database", "`sqlite`, `postgres` or `mysql`"))
         }
         #[cfg(feature = "redis")]
-        StorageConfig::Redis(settings) => {
-            let store = session_redis::RedisStore::connect(settings.clone())
-                .await
-                .map_err(|e| match e {
-                    session_redis::ConnectError::Config(e) => ConnectError::Config(e),
-                    session_redis::ConnectError::Store(e) => ConnectError::Store(e),
-                    other => ConnectError::Config(ConfigError::Store(other.to_string())),
-                })?;
-            Ok(Arc::new(store))
-        }
+        StorageConfig::Redis(settings) => Ok(Arc::new(
+            session_redis::RedisStore::connect(settings.clone()).await?,
+        )),
         #[cfg(not(feature = "redis"))]
         StorageConfig::Redis(_) => Err(not_compiled("redis", "`redis`")),
         #[cfg(feature = "memory")]

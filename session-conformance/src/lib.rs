@@ -56,15 +56,53 @@ pub fn shared<S: SessionStore>(store: S) -> Arc<dyn SessionStore> {
     Arc::new(store)
 }
 
+/// The environment variable listing backends a run opts out of, comma-separated
+/// (`SESSION_TEST_SKIP=postgres,redis-cluster`).
+pub const OPT_OUT_VAR: &str = "SESSION_TEST_SKIP";
+
+/// `true` when [`OPT_OUT_VAR`] names `backend`. Says so loudly on the process's standard error
+/// (not the test harness's captured output), so a skipped backend is never a silent pass.
+#[must_use]
+pub fn opted_out(backend: Option<&str>) -> bool {
+    let Some(backend) = backend else {
+        return false;
+    };
+    let skipped = std::env::var(OPT_OUT_VAR)
+        .is_ok_and(|list| list.split(',').any(|name| name.trim() == backend));
+    if skipped {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: conformance test for `{backend}`, because {OPT_OUT_VAR} contains it"
+        );
+    }
+    skipped
+}
+
 /// Stamps the whole suite for a store: one test per scenario and the model-based property test.
 ///
 /// `$make` is a future expression yielding a fresh, isolated store; it is evaluated once per
 /// test. See the crate docs.
+///
+/// With `opt_out = "name"` first, a run whose [`OPT_OUT_VAR`] lists `name` skips every test
+/// of the suite, announcing each skip on standard error; without it, nothing can skip. Use it
+/// for stores that need a server, so a machine without that server can opt out explicitly.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($make:expr) => {
+    (opt_out = $backend:literal, $make:expr $(,)?) => {
+        $crate::__conformance_tests!(::core::option::Option::Some($backend), $make);
+    };
+    ($make:expr $(,)?) => {
+        $crate::__conformance_tests!(::core::option::Option::None, $make);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($backend:expr, $make:expr) => {
         $crate::__stamp_scenarios!(
-            $make;
+            $backend, $make;
             login_creates_session,
             device_and_data_round_trip,
             unknown_session_is_not_found,
@@ -109,6 +147,9 @@ macro_rules! conformance_tests {
 
         #[test]
         fn model_based_sequences() {
+            if $crate::opted_out($backend) {
+                return;
+            }
             $crate::model::run(|| $make);
         }
     };
@@ -117,10 +158,13 @@ macro_rules! conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __stamp_scenarios {
-    ($make:expr; $($name:ident),* $(,)?) => {
+    ($backend:expr, $make:expr; $($name:ident),* $(,)?) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
+                if $crate::opted_out($backend) {
+                    return;
+                }
                 let store = $crate::shared($make.await);
                 $crate::scenarios::$name(store).await;
             }

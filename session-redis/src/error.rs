@@ -3,23 +3,14 @@
 use std::time::Duration;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
-use session_core::{ConfigError, Error};
+use session_core::Error;
 
 /// The backend name reported in errors and capabilities.
 pub(crate) const BACKEND: &str = "redis";
 
-/// Why [`RedisStore::connect`](crate::RedisStore::connect) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// The configuration does not validate; nothing was contacted.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The servers could not be reached in time ([`Error::Unavailable`]) or refused the
-    /// connection ([`Error::Backend`]).
-    #[error(transparent)]
-    Store(#[from] Error),
-}
+/// Why [`RedisStore::connect`](crate::RedisStore::connect) failed: the configuration does not
+/// validate (nothing was contacted), or the servers could not be reached in time or refused.
+pub use session_core::ConnectError;
 
 /// Everything that can go wrong inside the store.
 #[derive(Debug, thiserror::Error)]
