@@ -113,12 +113,18 @@ impl std::str::FromStr for TableName {
 /// | `min_connections` | 0 | 0 to `max_connections` |
 /// | `idle_timeout` | 10 min | 1 s to 1 day, or absent to keep idle connections |
 /// | `sqlite_busy_timeout` | 5 s | 0 s to 5 min |
+/// | `test_idle_after` | 30 s | 0 s to 1 day, or absent never to test |
 /// | `lazy` | `false` | |
 ///
 /// `connect_timeout` bounds the first connection made by `connect_with` (unless `lazy`);
 /// `acquire_timeout` bounds, on every operation, the wait for a pooled connection including
 /// opening a new one. Past either, an operation fails with
 /// [`Error::Unavailable`](session_core::Error::Unavailable).
+///
+/// A pooled connection that sat idle for `test_idle_after` or longer is pinged before it is
+/// used, and replaced if the server dropped it (a restart, an idle timeout on the server or a
+/// proxy). Busier connections are not pinged, so an operation costs no extra round trip; one
+/// that the server killed while busy fails that single call with `Unavailable` and is replaced.
 ///
 /// The `Debug` form hides the password of the URL.
 ///
@@ -164,6 +170,9 @@ pub struct DbConfig {
     /// busy ([`Error::Unavailable`](session_core::Error::Unavailable)).
     #[serde(with = "humantime_serde")]
     pub sqlite_busy_timeout: Duration,
+    /// Connections idle at least this long are pinged before use; `None` never pings.
+    #[serde(with = "humantime_serde")]
+    pub test_idle_after: Option<Duration>,
     /// Start without connecting: `connect_with` succeeds even when the database is down, and
     /// operations fail with `Unavailable` until it is up.
     pub lazy: bool,
@@ -180,6 +189,7 @@ impl Default for DbConfig {
             min_connections: 0,
             idle_timeout: Some(Duration::from_secs(600)),
             sqlite_busy_timeout: Duration::from_secs(5),
+            test_idle_after: Some(Duration::from_secs(30)),
             lazy: false,
         }
     }
@@ -196,6 +206,7 @@ impl fmt::Debug for DbConfig {
             .field("min_connections", &self.min_connections)
             .field("idle_timeout", &self.idle_timeout)
             .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
+            .field("test_idle_after", &self.test_idle_after)
             .field("lazy", &self.lazy)
             .finish()
     }
@@ -288,6 +299,13 @@ impl DbConfig {
         self
     }
 
+    /// Sets [`DbConfig::test_idle_after`].
+    #[must_use]
+    pub fn with_test_idle_after(mut self, idle: Option<Duration>) -> Self {
+        self.test_idle_after = idle;
+        self
+    }
+
     /// Sets [`DbConfig::lazy`].
     #[must_use]
     pub fn with_lazy(mut self, lazy: bool) -> Self {
@@ -352,6 +370,11 @@ impl DbConfig {
                 "0s to 5m",
             ));
         }
+        if let Some(idle) = self.test_idle_after
+            && idle > Duration::from_secs(86_400)
+        {
+            return Err(out_of_range("test_idle_after", idle, "0s to 1d, or absent"));
+        }
         let dialect = Dialect::from_url(self.effective_url())?;
         crate::connect::check_url(dialect, self.effective_url())?;
         Ok(())
@@ -399,6 +422,8 @@ mod tests {
                 .with_idle_timeout(Some(Duration::from_millis(10))),
             base.clone()
                 .with_sqlite_busy_timeout(Duration::from_secs(3600)),
+            base.clone()
+                .with_test_idle_after(Some(Duration::from_secs(200_000))),
             base.clone().with_table("no-dashes"),
             base.clone().with_url("redis://localhost"),
             base.with_url("not a url"),

@@ -57,14 +57,25 @@ fn malformed(what: &str, error: &sqlx::Error) -> ConfigError {
     ConfigError::Store(format!("malformed {what} URL: {error}"))
 }
 
+/// The pool settings shared by every backend. Instead of sqlx's ping on every acquire (one more
+/// round trip per operation), only connections idle for `test_idle_after` are pinged.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOptions<DB> {
+    let test_idle_after = config.test_idle_after;
     sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(config.max_connections)
         .min_connections(config.min_connections)
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(config.idle_timeout)
-        .test_before_acquire(true)
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if test_idle_after.is_some_and(|after| meta.idle_for >= after) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 #[cfg(feature = "sqlite")]

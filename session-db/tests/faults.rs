@@ -148,9 +148,16 @@ mod servers {
         proxy.abort();
     }
 
-    /// Kills the store's only connection from the server side; the next calls succeed (the pool
-    /// tests a connection before handing it out and replaces a dead one).
-    pub(crate) async fn killed_connection_is_replaced(backend: Backend, whoami: &str, kill: &str) {
+    /// Kills the store's only connection from the server side. With `test_idle_after` of zero
+    /// the pool pings it before the next call and replaces it, so that call succeeds; with the
+    /// default (the connection was idle briefly) the next call may fail with `Unavailable`,
+    /// never anything else, and the one after succeeds on a new connection.
+    pub(crate) async fn killed_connection_is_replaced(
+        backend: Backend,
+        whoami: &str,
+        kill: &str,
+        test_idle_after: Option<Duration>,
+    ) {
         let Some(store) = support::store(backend).await else {
             return;
         };
@@ -159,7 +166,8 @@ mod servers {
             backend,
             support::config(backend)
                 .with_table(store.table().as_str())
-                .with_max_connections(1),
+                .with_max_connections(1)
+                .with_test_idle_after(test_idle_after),
         )
         .await;
         let r = record("killed");
@@ -174,11 +182,15 @@ mod servers {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        // The first call may see the dead connection as `Unavailable` (never as a missing
-        // session); the second must succeed.
         match single.find(&r.id).await {
             Ok(found) => assert_eq!(found, Some(r.clone())),
-            Err(error) => assert!(matches!(error, Error::Unavailable { .. }), "{error:?}"),
+            Err(error) => {
+                assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
+                assert!(
+                    test_idle_after != Some(Duration::ZERO),
+                    "the pinged connection was handed out dead: {error}"
+                );
+            }
         }
         assert_eq!(single.find(&r.id).await.unwrap(), Some(r));
         assert_ne!(
@@ -218,12 +230,15 @@ mod postgres {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn terminated_backend_is_replaced() {
-        killed_connection_is_replaced(
-            Backend::Postgres,
-            "SELECT pg_backend_pid()",
-            "SELECT pg_terminate_backend({id})",
-        )
-        .await;
+        for test_idle_after in [Some(Duration::ZERO), None] {
+            killed_connection_is_replaced(
+                Backend::Postgres,
+                "SELECT pg_backend_pid()",
+                "SELECT pg_terminate_backend({id})",
+                test_idle_after,
+            )
+            .await;
+        }
     }
 }
 
@@ -239,12 +254,15 @@ mod mysql {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn killed_connection_is_replaced() {
-        super::servers::killed_connection_is_replaced(
-            Backend::MySql,
-            "SELECT CONNECTION_ID()",
-            "KILL {id}",
-        )
-        .await;
+        for test_idle_after in [Some(Duration::ZERO), None] {
+            super::servers::killed_connection_is_replaced(
+                Backend::MySql,
+                "SELECT CONNECTION_ID()",
+                "KILL {id}",
+                test_idle_after,
+            )
+            .await;
+        }
     }
 }
 
