@@ -45,7 +45,9 @@ mod storage;
 
 pub use session_core::*;
 pub use setup::{CleanupSettings, Migrate, Sessions, SessionsConfig};
-pub use storage::{DatabaseSettings, NotCompiled, RedisSettings, StorageConfig, connect};
+pub use storage::{
+    DatabaseSettings, MemorySettings, NotCompiled, RedisSettings, StorageConfig, connect,
+};
 
 /// The database store's crate, when a database feature is on.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

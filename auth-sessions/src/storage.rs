@@ -52,8 +52,14 @@ pub enum StorageConfig {
     Redis(RedisSettings),
     /// The process's memory: tests and local development only (lost on restart, not shared
     /// between instances).
-    Memory,
+    Memory(MemorySettings),
 }
+
+/// Settings of the memory store: there are none, and any field given is an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MemorySettings {}
 
 impl Default for StorageConfig {
     /// The database store with its defaults: an embedded SQLite file.
@@ -69,7 +75,7 @@ impl StorageConfig {
         match self {
             Self::Database(_) => "database",
             Self::Redis(_) => "redis",
-            Self::Memory => "memory",
+            Self::Memory(_) => "memory",
         }
     }
 }
@@ -126,8 +132,8 @@ pub async fn connect(
         #[cfg(not(feature = "redis"))]
         StorageConfig::Redis(_) => Err(not_compiled("redis", "`redis`")),
         #[cfg(feature = "memory")]
-        StorageConfig::Memory => Ok(Arc::new(session_memory::MemoryStore::new())),
+        StorageConfig::Memory(_) => Ok(Arc::new(session_memory::MemoryStore::new())),
         #[cfg(not(feature = "memory"))]
-        StorageConfig::Memory => Err(not_compiled("memory", "`memory`")),
+        StorageConfig::Memory(_) => Err(not_compiled("memory", "`memory`")),
     }
 }

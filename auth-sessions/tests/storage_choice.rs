@@ -87,6 +87,8 @@ fn unknown_types_and_fields_are_errors() {
     let err = toml::from_str::<SessionsConfig>("[storage]\ntype = \"mongo\"").unwrap_err();
     assert!(err.to_string().contains("mongo"), "{err}");
     assert!(toml::from_str::<SessionsConfig>("[sesion]\nidle_timeout = \"1d\"").is_err());
+    let stray = toml::from_str::<SessionsConfig>("[storage]\ntype = \"memory\"\nurl = \"x\"");
+    assert!(stray.is_err(), "the memory store takes no settings");
 }
 
 #[tokio::test]

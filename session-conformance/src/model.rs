@@ -27,8 +27,35 @@ const IDLE: i64 = 600;
 const ABSOLUTE: i64 = 1800;
 const TOUCH: i64 = 60;
 const GRACE: i64 = 5;
-const CAP: usize = 3;
 const LISTED: usize = 4;
+
+/// The policies a generated sequence runs under, drawn per case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The reuse grace window is on.
+    pub grace: bool,
+    /// The per-user cap, if any.
+    pub cap: Option<usize>,
+    /// At the cap, refuse new logins instead of evicting.
+    pub reject: bool,
+    /// Sliding expiration is on.
+    pub sliding: bool,
+}
+
+fn policy_strategy() -> impl Strategy<Value = Policy> {
+    (
+        any::<bool>(),
+        prop_oneof![Just(None), Just(Some(1)), Just(Some(3))],
+        any::<bool>(),
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+    )
+        .prop_map(|(grace, cap, reject, sliding)| Policy {
+            grace,
+            cap,
+            reject,
+            sliding,
+        })
+}
 
 /// Which token a refresh presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +176,9 @@ impl ModelSession {
 }
 
 /// The reference model: the manager's documented behaviour over a plain vector.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Model {
+    policy: Policy,
     sessions: Vec<ModelSession>,
 }
 
@@ -167,11 +195,20 @@ impl Model {
         live
     }
 
+    /// The answer a login would get if the cap refuses it.
+    fn refusal(&self, user: u8, now: OffsetDateTime) -> Option<Answer> {
+        let cap = self.policy.cap?;
+        (self.policy.reject && self.live_of(user, now).len() >= cap)
+            .then_some(Answer::Error(ErrorKind::LimitReached))
+    }
+
     fn login(&mut self, user: u8, id: SessionId, now: OffsetDateTime) -> Answer {
         let live = self.live_of(user, now);
         let mut evicted = Vec::new();
-        if live.len() >= CAP {
-            for &i in live.iter().take(live.len() - CAP + 1) {
+        if let Some(cap) = self.policy.cap
+            && live.len() >= cap
+        {
+            for &i in live.iter().take(live.len() - cap + 1) {
                 self.sessions[i].revoked = Some(RevokeReason::Evicted);
                 evicted.push(i);
             }
@@ -192,11 +229,12 @@ impl Model {
     }
 
     fn validate(&mut self, i: usize, now: OffsetDateTime) -> Answer {
+        let sliding = self.policy.sliding;
         let s = &mut self.sessions[i];
         if let Err(kind) = s.check(now) {
             return Answer::Error(kind);
         }
-        if now >= s.last_active + secs(TOUCH) {
+        if sliding && now >= s.last_active + secs(TOUCH) {
             s.last_active = now;
             s.idle_expires = (now + secs(IDLE)).min(s.absolute_expires);
         }
@@ -205,6 +243,7 @@ impl Model {
 
     /// `presented` is the generation of the presented token, `None` for a forged one.
     fn refresh(&mut self, i: usize, presented: Option<u64>, now: OffsetDateTime) -> Answer {
+        let grace = self.policy.grace;
         let s = &mut self.sessions[i];
         if let Err(kind) = s.check(now) {
             return Answer::Error(kind);
@@ -217,11 +256,12 @@ impl Model {
             return s.answer();
         }
         let previous = s.generation.checked_sub(1);
-        let in_grace = presented.is_some()
-            && presented == previous
-            && s.rotated_at.is_some_and(|at| now < at + secs(GRACE));
-        if in_grace {
+        let is_previous = presented.is_some() && presented == previous;
+        if grace && is_previous && s.rotated_at.is_some_and(|at| now < at + secs(GRACE)) {
             return Answer::Error(ErrorKind::RefreshRaced);
+        }
+        if !is_previous {
+            return Answer::Error(ErrorKind::InvalidToken);
         }
         s.revoked = Some(RevokeReason::ReuseDetected);
         Answer::Error(ErrorKind::ReuseDetected)
@@ -262,16 +302,25 @@ impl Model {
 }
 
 /// The configuration both sides follow.
-fn model_config() -> SessionConfig {
+fn model_config(policy: Policy) -> SessionConfig {
+    let grace = if policy.grace {
+        GRACE.unsigned_abs()
+    } else {
+        0
+    };
     SessionConfig::default()
         .with_idle_timeout(Duration::from_secs(IDLE.unsigned_abs()))
         .with_absolute_lifetime(Duration::from_secs(ABSOLUTE.unsigned_abs()))
         .with_touch_interval(Duration::from_secs(TOUCH.unsigned_abs()))
-        .with_reuse_grace(Duration::from_secs(GRACE.unsigned_abs()))
-        .with_max_sessions_per_user(Some(u32::try_from(CAP).unwrap()))
-        .with_limit_mode(LimitMode::EvictOldest)
+        .with_reuse_grace(Duration::from_secs(grace))
+        .with_max_sessions_per_user(policy.cap.map(|cap| u32::try_from(cap).unwrap()))
+        .with_limit_mode(if policy.reject {
+            LimitMode::Reject
+        } else {
+            LimitMode::EvictOldest
+        })
         .with_max_listed(LISTED)
-        .with_sliding_expiration(true)
+        .with_sliding_expiration(policy.sliding)
 }
 
 struct Real {
@@ -316,9 +365,10 @@ async fn step(real: &mut Real, model: &mut Model, op: Op) -> (Answer, Answer) {
     }
     match op {
         Op::Login(u) => {
+            let refusal = model.refusal(u, now);
             let result = real.manager.login(&real.user(u), LoginRequest::new()).await;
             match result {
-                Ok(login) => {
+                Ok(login) if refusal.is_none() => {
                     let evicted = login.evicted.iter().map(|id| real.index(id)).collect();
                     real.ids.push(login.session.id);
                     real.tokens
@@ -326,9 +376,15 @@ async fn step(real: &mut Real, model: &mut Model, op: Op) -> (Answer, Answer) {
                     let expected = model.login(u, login.session.id, now);
                     (Answer::LoggedIn { evicted }, expected)
                 }
+                Ok(login) => (
+                    Answer::LoggedIn {
+                        evicted: login.evicted.iter().map(|id| real.index(id)).collect(),
+                    },
+                    refusal.unwrap_or(Answer::Skipped),
+                ),
                 Err(e) => (
                     Answer::Error(ErrorKind::from(&e)),
-                    Answer::LoggedIn { evicted: vec![] },
+                    refusal.unwrap_or(Answer::LoggedIn { evicted: vec![] }),
                 ),
             }
         }
@@ -428,21 +484,28 @@ async fn step(real: &mut Real, model: &mut Model, op: Op) -> (Answer, Answer) {
     }
 }
 
-async fn check_sequence(store: Arc<dyn SessionStore>, ops: &[Op]) -> Result<(), TestCaseError> {
+async fn check_sequence(
+    store: Arc<dyn SessionStore>,
+    policy: Policy,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
     let harness = Harness::new(store);
-    let manager = harness.manager(model_config());
+    let manager = harness.manager(model_config(policy));
     let mut real = Real {
         harness,
         manager,
         ids: Vec::new(),
         tokens: Vec::new(),
     };
-    let mut model = Model::default();
+    let mut model = Model {
+        policy,
+        sessions: Vec::new(),
+    };
     for (n, op) in ops.iter().enumerate() {
         let (got, expected) = step(&mut real, &mut model, *op).await;
         if got != expected {
             return Err(TestCaseError::fail(format!(
-                "step {n} {op:?}: the store answered {got:?}, the model {expected:?}"
+                "under {policy:?}, step {n} {op:?}: the store answered {got:?}, the model {expected:?}"
             )));
         }
     }
@@ -452,8 +515,9 @@ async fn check_sequence(store: Arc<dyn SessionStore>, ops: &[Op]) -> Result<(), 
 /// Runs the model-based property test against stores made by `make` (called once; every case
 /// uses its own users and clock on that store).
 ///
-/// The number of cases is `PROPTEST_CASES` from the environment, 32 by default; each case is a
-/// sequence of 1 to 60 operations.
+/// The number of cases is `PROPTEST_CASES` from the environment, 64 by default; each case draws
+/// its policies (grace window on or off, no cap or a cap of 1 or 3, evict or reject, sliding on
+/// or off) and a sequence of 1 to 60 operations.
 ///
 /// # Panics
 ///
@@ -473,15 +537,18 @@ where
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
+        .unwrap_or(64);
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
         ..Config::default()
     });
-    let strategy = proptest::collection::vec(op_strategy(), 1..60);
-    let result = runner.run(&strategy, |ops| {
-        runtime.block_on(check_sequence(Arc::clone(&store), &ops))
+    let strategy = (
+        policy_strategy(),
+        proptest::collection::vec(op_strategy(), 1..60),
+    );
+    let result = runner.run(&strategy, |(policy, ops)| {
+        runtime.block_on(check_sequence(Arc::clone(&store), policy, &ops))
     });
     if let Err(failure) = result {
         panic!("the store disagrees with the reference model: {failure}");

@@ -35,6 +35,10 @@ enum Fault {
     TouchRevives,
     /// Purge deletes live records too.
     PurgeDeletesLive,
+    /// Touch reads, yields, then writes the whole record back: a concurrent revoke is undone.
+    TouchReadThenWrite,
+    /// Create counts, yields, then inserts: concurrent logins overshoot the cap.
+    CreateCountThenInsert,
 }
 
 struct Faulty {
@@ -53,6 +57,15 @@ impl SessionStore for Faulty {
         record: SessionRecord,
         limit: SessionLimit,
     ) -> Result<CreateOutcome, Error> {
+        if self.fault == Fault::CreateCountThenInsert {
+            let live = self.inner.live_count(&record.user_id, record.created_at);
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let full = limit.max.is_some_and(|max| live >= max.get() as usize);
+            if full && limit.mode == session_core::LimitMode::Reject {
+                return Ok(CreateOutcome::LimitReached);
+            }
+            return self.inner.create(record, SessionLimit::UNLIMITED).await;
+        }
         let limit = if self.fault == Fault::IgnoreCap {
             SessionLimit::UNLIMITED
         } else {
@@ -75,6 +88,19 @@ impl SessionStore for Faulty {
         now: OffsetDateTime,
         idle: OffsetDateTime,
     ) -> Result<bool, Error> {
+        if self.fault == Fault::TouchReadThenWrite {
+            let Some(mut record) = self.inner.find(id).await? else {
+                return Ok(false);
+            };
+            if !record.is_live(now) {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            record.last_active_at = now;
+            record.idle_expires_at = idle.min(record.absolute_expires_at);
+            self.inner.put(record);
+            return Ok(true);
+        }
         if self.fault == Fault::TouchRevives
             && let Some(mut record) = self.inner.find(id).await?
         {
@@ -270,6 +296,29 @@ async fn purging_live_records_is_caught() {
     assert_caught(
         Fault::PurgeDeletesLive,
         scenarios::purge_removes_only_expired,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_then_write_touch_is_caught() {
+    assert_caught(
+        Fault::TouchReadThenWrite,
+        scenarios::race_logout_against_refresh,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn non_atomic_create_is_caught() {
+    assert_caught(
+        Fault::CreateCountThenInsert,
+        scenarios::race_logins_reject_mode,
+    )
+    .await;
+    assert_caught(
+        Fault::CreateCountThenInsert,
+        scenarios::race_store_create_cap_one,
     )
     .await;
 }

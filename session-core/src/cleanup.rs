@@ -162,7 +162,8 @@ impl CleanupHandle {
         &self.stats
     }
 
-    /// Stops the task after its current batch and waits for it.
+    /// Stops the task and waits for it: at once when it is waiting for its next pass, otherwise
+    /// when the pass under way (all its batches) has finished.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {

@@ -34,8 +34,9 @@ pub enum Error {
     /// The presented refresh token could not be parsed.
     #[error("invalid refresh token: {0}")]
     InvalidToken(#[from] TokenError),
-    /// A refresh token that was already rotated (or never issued for this session) was presented:
-    /// the session has been revoked, as RFC 9700 section 4.14 recommends.
+    /// The immediately previous refresh token of a session was presented again (outside the grace
+    /// window): someone holds a copy of a rotated token, so the session has been revoked, as
+    /// RFC 9700 section 4.14 recommends.
     #[error("refresh token reuse detected; the session has been revoked")]
     ReuseDetected,
     /// The immediately previous refresh token was presented inside the configured grace window:

@@ -33,7 +33,7 @@ pub enum SessionEvent {
         /// Why.
         reason: RevokeReason,
     },
-    /// Several sessions of one user were revoked at once.
+    /// Several sessions of one user were revoked at once (only emitted when at least one was).
     RevokedAll {
         /// The user.
         user: UserId,
@@ -44,7 +44,8 @@ pub enum SessionEvent {
         /// Why.
         reason: RevokeReason,
     },
-    /// A rotated (or never issued) refresh token was presented; the session was revoked.
+    /// A rotated refresh token was presented again; the session was revoked. Emitted once per
+    /// incident: concurrent requests that lose the race to revoke do not emit it again.
     ReuseDetected {
         /// The session.
         session: SessionId,

@@ -13,7 +13,7 @@ use crate::events::{EventSink, SessionEvent};
 use crate::id::SessionId;
 use crate::record::{AppData, DeviceInfo, RevokeReason, SessionRecord};
 use crate::store::{CreateOutcome, RotateOutcome, Rotation, SessionStore};
-use crate::token::{RefreshToken, TokenHash};
+use crate::token::{RefreshToken, TokenError, TokenHash};
 use crate::user::UserId;
 
 /// What a login carries besides the user.
@@ -122,8 +122,11 @@ impl std::fmt::Debug for SessionManager {
     }
 }
 
+/// `at + by`, in whole microseconds like every stored instant.
 fn after(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
-    at.saturating_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX))
+    truncate_to_micros(
+        at.saturating_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX)),
+    )
 }
 
 impl SessionManager {
@@ -293,13 +296,16 @@ impl SessionManager {
 
     /// Rotates a refresh token: the presented one stops working and a new one is returned.
     ///
-    /// One store step when it succeeds ([`SessionStore::rotate`], a compare-and-swap). Presenting
-    /// a token that no longer matches revokes the session (a second step) unless it is the
-    /// immediately previous token inside the grace window.
+    /// One store step when it succeeds ([`SessionStore::rotate`], a compare-and-swap).
+    /// Presenting the immediately previous token again revokes the session (a second step)
+    /// unless it comes inside the grace window; any other secret is refused without touching
+    /// the session. If the store is unavailable, one read checks whether the rotation was applied
+    /// with its reply lost, and if so returns its successor.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidToken`] for an unparsable token (nothing is looked up),
+    /// [`Error::InvalidToken`] for an unparsable token (nothing is looked up) or one whose secret
+    /// is neither the current nor the previous one ([`TokenError::UnknownSecret`]),
     /// [`Error::NotFound`], [`Error::Expired`], [`Error::Revoked`], [`Error::ReuseDetected`],
     /// [`Error::RefreshRaced`], and store errors.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, Error> {
@@ -314,7 +320,29 @@ impl SessionManager {
             now,
             idle_expires_at: after(now, self.inner.config.idle_timeout),
         };
-        match self.inner.store.rotate(rotation).await? {
+        let outcome = match self.inner.store.rotate(rotation).await {
+            Ok(outcome) => outcome,
+            Err(error @ Error::Unavailable { .. }) => {
+                // The rotation may have been applied with its reply lost. If a read shows our
+                // successor stored, it was: hand it out rather than let the retry look like reuse.
+                return match self.inner.store.find(&id).await {
+                    Ok(Some(session)) if session.token_hash == next.hash() => {
+                        self.emit(SessionEvent::Refreshed {
+                            session: id,
+                            user: session.user_id.clone(),
+                            generation: session.generation,
+                        });
+                        Ok(Refreshed {
+                            session,
+                            token: next,
+                        })
+                    }
+                    _ => Err(error),
+                };
+            }
+            Err(error) => return Err(error),
+        };
+        match outcome {
             RotateOutcome::Rotated(session) => {
                 self.emit(SessionEvent::Refreshed {
                     session: id,
@@ -351,6 +379,11 @@ impl SessionManager {
         if in_grace || current.token_hash == presented {
             return Error::RefreshRaced;
         }
+        if current.previous_token_hash != Some(presented) {
+            // Not a token this session handed out lately: refuse it, but a session id is not a
+            // secret, so a made-up token must not be able to revoke the session.
+            return Error::InvalidToken(TokenError::UnknownSecret);
+        }
         tracing::warn!(session = %current.id, "refresh token reuse detected; revoking the session");
         match self
             .inner
@@ -358,19 +391,25 @@ impl SessionManager {
             .revoke(&current.id, now, RevokeReason::ReuseDetected)
             .await
         {
-            Ok(revoked) => {
+            Ok(true) => {
                 self.emit(SessionEvent::ReuseDetected {
                     session: current.id,
                     user: current.user_id.clone(),
                 });
-                if revoked {
-                    self.emit(SessionEvent::Revoked {
-                        session: current.id,
-                        reason: RevokeReason::ReuseDetected,
-                    });
-                }
+                self.emit(SessionEvent::Revoked {
+                    session: current.id,
+                    reason: RevokeReason::ReuseDetected,
+                });
                 Error::ReuseDetected
             }
+            // Another request revoked it first (for instance a concurrent reuse); say why.
+            Ok(false) => match self.inner.store.find(&current.id).await {
+                Ok(Some(record)) => check_live(&record, now)
+                    .err()
+                    .unwrap_or(Error::ReuseDetected),
+                Ok(None) => Error::NotFound,
+                Err(error) => error,
+            },
             Err(error) => error,
         }
     }
@@ -407,12 +446,14 @@ impl SessionManager {
             .store
             .revoke_all(user, keep, self.now(), reason)
             .await?;
-        self.emit(SessionEvent::RevokedAll {
-            user: user.clone(),
-            count,
-            kept: keep.copied(),
-            reason,
-        });
+        if count > 0 {
+            self.emit(SessionEvent::RevokedAll {
+                user: user.clone(),
+                count,
+                kept: keep.copied(),
+                reason,
+            });
+        }
         Ok(count)
     }
 

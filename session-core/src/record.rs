@@ -56,7 +56,7 @@ impl SessionRecord {
         self.idle_expires_at.min(self.absolute_expires_at)
     }
 
-    /// `true` when `now` is before [`SessionRecord::expires_at`].
+    /// `true` when `now` is at or after [`SessionRecord::expires_at`].
     #[must_use]
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         now >= self.expires_at()

@@ -33,7 +33,7 @@ pub enum TokenError {
     /// The string is empty.
     #[error("token is empty")]
     Empty,
-    /// The string is longer than any token this crate issues.
+    /// The string does not have the length of a token this crate issues.
     #[error("token is {len} bytes long; a token is {expected}")]
     WrongLength {
         /// Its length.
@@ -53,6 +53,11 @@ pub enum TokenError {
     /// The secret part is not unpadded URL-safe base64 of 32 bytes.
     #[error("token secret is not 32 bytes of URL-safe base64")]
     InvalidSecret,
+    /// The token is well formed and names a live session, but its secret is neither the current
+    /// nor the immediately previous one of that session (never issued, or older). The session
+    /// is left alone: a session id is not a secret, so such a token proves nothing.
+    #[error("token does not match its session's current or previous token")]
+    UnknownSecret,
 }
 
 /// SHA-256 of a refresh token's secret: all a store ever keeps of a token.

@@ -62,7 +62,9 @@ impl MemoryStore {
         self.inner.sessions.is_empty()
     }
 
-    /// The user's records live at `now`, oldest first. Drops dead ids from `index`.
+    /// The user's records live at `now`, oldest first. Drops the ids of revoked or deleted
+    /// records from `index`; expired ones stay until the purge deletes them, since a caller whose
+    /// `now` is a little behind may still extend them.
     fn live_of(
         &self,
         index: &mut Vec<SessionId>,
@@ -70,8 +72,10 @@ impl MemoryStore {
     ) -> Vec<(OffsetDateTime, SessionId)> {
         let mut live = Vec::with_capacity(index.len());
         index.retain(|id| match self.inner.sessions.get(id) {
-            Some(record) if record.is_live(now) => {
-                live.push((record.created_at, *id));
+            Some(record) if record.revoked.is_none() => {
+                if !record.is_expired(now) {
+                    live.push((record.created_at, *id));
+                }
                 true
             }
             _ => false,
@@ -196,7 +200,16 @@ impl SessionStore for MemoryStore {
                 count += 1;
             }
         }
-        index.retain(|id| Some(id) == keep);
+        // Keep what may still be the user's: the kept session, and records merely expired at
+        // this `now` (a caller whose clock lags may extend them; the purge removes the rest).
+        index.retain(|id| {
+            Some(id) == keep
+                || self
+                    .inner
+                    .sessions
+                    .get(id)
+                    .is_some_and(|record| record.revoked.is_none())
+        });
         Ok(count)
     }
 
@@ -322,18 +335,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn user_index_is_pruned_on_login() {
+    async fn user_index_drops_revoked_ids_and_purge_drops_expired_ones() {
         let store = MemoryStore::new();
         let start = datetime!(2030-01-01 0:00 UTC);
         let user = UserId::new("churn").unwrap();
+        let cap = SessionLimit::new(NonZeroU32::new(2).unwrap(), LimitMode::EvictOldest);
         for minute in 0..50 {
-            let at = start + Duration::minutes(minute * 20);
-            store
-                .create(record(&user, at), SessionLimit::UNLIMITED)
-                .await
-                .unwrap();
+            let at = start + Duration::minutes(minute);
+            store.create(record(&user, at), cap).await.unwrap();
         }
-        // Sessions live ten minutes; a login every twenty leaves one live id in the index.
-        assert_eq!(store.inner.users.get(&user).unwrap().len(), 1);
+        // Evicted (revoked) ids leave the index at once; the two live ones stay.
+        assert_eq!(store.inner.users.get(&user).unwrap().len(), 2);
+        let later = start + Duration::hours(3);
+        let purged = session_core::purge_all_expired(&store, later, NonZeroU32::MIN)
+            .await
+            .unwrap();
+        assert_eq!(purged, 50);
+        assert!(
+            store.inner.users.get(&user).is_none(),
+            "the emptied index is dropped"
+        );
     }
 }

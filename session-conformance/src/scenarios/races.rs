@@ -248,31 +248,44 @@ pub async fn race_revoke_all_against_logins(store: Arc<dyn SessionStore>) {
     }
 }
 
-/// Logout racing refresh: a revoked session never comes back.
+/// Logout racing refresh and a sliding-expiry touch: a revoked session never comes back.
+///
+/// Even rounds race the touch and the logout alone; odd rounds add a refresh. The logout is
+/// staggered by 0 to 3.5 ms across rounds so it lands before, inside and after the other calls'
+/// store steps.
 pub async fn race_logout_against_refresh(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
     let manager = h.manager(Harness::config());
-    for round in 0..ROUNDS * 2 {
+    for round in 0..ROUNDS * 4 {
         let login = manager
             .login(&h.user(&format!("bye-{round}")), LoginRequest::new())
             .await
             .unwrap();
+        // Past the touch interval, so the validate below writes and races the logout.
+        h.advance(Duration::from_secs(61));
         let id = login.session.id;
         let text = login.token.expose_secret().to_owned();
-        let refresher = {
-            let manager = manager.clone();
-            tokio::spawn(async move { manager.refresh(&text).await.map(|r| r.token) })
-        };
         let toucher = {
             let manager = manager.clone();
             tokio::spawn(async move { manager.validate(&id).await.map(|_| ()) })
         };
+        let refresher = (round % 2 == 1).then(|| {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.refresh(&text).await.map(|r| r.token) })
+        });
+        let delay = Duration::from_micros(500 * u64::try_from(round % 8).unwrap());
         let leaver = {
             let manager = manager.clone();
-            tokio::spawn(async move { manager.logout(&id).await })
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                manager.logout(&id).await
+            })
         };
-        let refreshed = refresher.await.unwrap();
         let touched = toucher.await.unwrap();
+        let refreshed = match refresher {
+            Some(task) => Some(task.await.unwrap()),
+            None => None,
+        };
         assert!(
             leaver.await.unwrap().unwrap(),
             "round {round}: logout must revoke"
@@ -282,16 +295,60 @@ pub async fn race_logout_against_refresh(store: Arc<dyn SessionStore>) {
         assert_eq!(
             error_kind(&manager.validate(&id).await),
             gone,
-            "round {round}"
+            "round {round}: the session came back after its logout"
         );
         match refreshed {
-            Ok(token) => assert_eq!(
+            Some(Ok(token)) => assert_eq!(
                 error_kind(&manager.refresh(token.expose_secret()).await),
                 gone,
                 "round {round}: the rotated token outlived the logout"
             ),
-            Err(e) => assert_eq!(Some(ErrorKind::from(&e)), gone, "round {round}"),
+            Some(Err(e)) => assert_eq!(Some(ErrorKind::from(&e)), gone, "round {round}"),
+            None => {}
         }
+    }
+}
+
+/// 32 concurrent logins at a cap of 5 in reject mode: exactly 5 succeed, the rest are refused,
+/// and nothing else is written.
+pub async fn race_logins_reject_mode(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let manager = h.manager(
+        Harness::config()
+            .with_max_sessions_per_user(Some(5))
+            .with_limit_mode(session_core::LimitMode::Reject),
+    );
+    for round in 0..ROUNDS {
+        let user = h.user(&format!("reject-{round}"));
+        let results = join(spawn_all((0..TASKS).map(|_| {
+            let manager = manager.clone();
+            let user = user.clone();
+            async move {
+                manager
+                    .login(&user, LoginRequest::new())
+                    .await
+                    .map(|l| l.session.id)
+            }
+        })))
+        .await;
+        let created: HashSet<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(created.len(), 5, "round {round}");
+        for result in &results {
+            let kind = error_kind(result);
+            assert!(
+                kind.is_none() || kind == Some(ErrorKind::LimitReached),
+                "round {round}: {kind:?}"
+            );
+        }
+        let live: HashSet<_> = manager
+            .list(&user)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(live.len(), 5, "round {round}");
+        assert!(live.iter().all(|id| created.contains(id)));
     }
 }
 

@@ -71,23 +71,34 @@ pub async fn reuse_revokes_session(store: Arc<dyn SessionStore>) {
 }
 
 /// A well-formed token for a live session whose secret matches neither the current nor the
-/// previous token also counts as reuse (the whole family is revoked).
-pub async fn forged_secret_counts_as_reuse(store: Arc<dyn SessionStore>) {
+/// previous token is refused, and the session is left alone: a session id is not a secret, so a
+/// made-up token must not be able to log anyone out.
+pub async fn unknown_secret_is_refused_without_revoking(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
-    let manager = h.manager(Harness::config().with_reuse_grace(Duration::from_secs(10)));
+    let (manager, events) = h.recording_manager(Harness::config());
     let login = manager
         .login(&h.user("uma"), LoginRequest::new())
         .await
         .unwrap();
     let forged = RefreshToken::generate(login.session.id).unwrap();
-    assert_eq!(
-        error_kind(&manager.refresh(forged.expose_secret()).await),
-        Some(ErrorKind::ReuseDetected)
+    let refused = manager.refresh(forged.expose_secret()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(session_core::Error::InvalidToken(TokenError::UnknownSecret))
+        ),
+        "{refused:?}"
     );
     assert_eq!(
-        error_kind(&manager.refresh(login.token.expose_secret()).await),
-        Some(ErrorKind::Revoked(RevokeReason::ReuseDetected))
+        h.store.find(&login.session.id).await.unwrap().unwrap(),
+        login.session,
+        "the session is untouched"
     );
+    assert!(!events.events().iter().any(|e| matches!(
+        e,
+        SessionEvent::ReuseDetected { .. } | SessionEvent::Revoked { .. }
+    )));
+    manager.refresh(login.token.expose_secret()).await.unwrap();
 }
 
 /// Inside the grace window the immediately previous token answers `RefreshRaced` and leaves the
@@ -123,7 +134,8 @@ pub async fn grace_window_tolerates_previous_token(store: Arc<dyn SessionStore>)
     );
 }
 
-/// The grace window covers only the immediately previous token, not older ones.
+/// The grace window covers only the immediately previous token; older ones are refused
+/// without revoking, and the previous one after the window is reuse.
 pub async fn grace_window_covers_only_previous_token(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
     let manager = h.manager(Harness::config().with_reuse_grace(Duration::from_secs(10)));
@@ -139,6 +151,13 @@ pub async fn grace_window_covers_only_previous_token(store: Arc<dyn SessionStore
     );
     assert_eq!(
         error_kind(&manager.refresh(login.token.expose_secret()).await),
+        Some(ErrorKind::InvalidToken),
+        "two generations back is not the previous token"
+    );
+    manager.validate(&login.session.id).await.unwrap();
+    h.advance(Duration::from_secs(10));
+    assert_eq!(
+        error_kind(&manager.refresh(first.token.expose_secret()).await),
         Some(ErrorKind::ReuseDetected)
     );
     assert_eq!(

@@ -262,3 +262,49 @@ pub async fn store_list_honours_now_and_limit(store: Arc<dyn SessionStore>) {
         }
     );
 }
+
+/// Calls may reach the store out of order (one caller's `now` a little ahead of another's). A
+/// session that a later-stamped call saw as expired, and an earlier-stamped call then extended,
+/// is still the user's: revoke-all and list cover it.
+pub async fn store_out_of_order_calls_keep_sessions_covered(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let user = h.user("ola");
+    let s = record_at(&user, START);
+    create(h.store.as_ref(), &s).await;
+    let expiry = s.expires_at();
+    let micro = Duration::microseconds(1);
+    let t = record_at(&user, expiry + micro);
+    create(h.store.as_ref(), &t).await;
+    let early = expiry - micro;
+    assert!(
+        h.store
+            .touch(&s.id, early, early + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    let all = NonZeroUsize::new(10).unwrap();
+    let listed: Vec<SessionId> = h
+        .store
+        .list(&user, early, all)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![t.id, s.id], "the extended session is listed");
+    let revoked = h
+        .store
+        .revoke_all(&user, None, early, RevokeReason::PasswordChanged)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 2, "revoke-all covers the extended session");
+    assert!(
+        h.store
+            .find(&s.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+            .is_some()
+    );
+}

@@ -22,6 +22,18 @@ impl MutexStore {
     fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, SessionRecord>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Overwrites a record unconditionally (for the faulty stores of the suite's own tests).
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub(crate) fn put(&self, record: SessionRecord) {
+        self.lock().insert(record.id, record);
+    }
+
+    /// The user's live records at `now`, unordered (for the faulty stores of the suite's tests).
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub(crate) fn live_count(&self, user: &UserId, now: OffsetDateTime) -> usize {
+        live_of(&self.lock(), user, now).len()
+    }
 }
 
 /// The user's live sessions, oldest first by `(created_at, id)`.
