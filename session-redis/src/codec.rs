@@ -16,11 +16,14 @@
 //! | `ua`, `ip`, `dn` | user agent, IP address, device name | when given |
 //! | `d` | app data (JSON text) | when given |
 //!
-//! Values longer than 64 bytes (app data, user agent, device name) are split into 64-byte
-//! chunks under numbered fields (`d`, `d1`, `d2`, ...). With Redis' default
-//! `hash-max-listpack-value 64` and `hash-max-listpack-entries 128`, the hash then keeps the
-//! compact listpack encoding for records up to about 7 KB: about half the memory of the
-//! hashtable encoding one long value would force.
+//! Values longer than 64 bytes (app data, user agent, device name) are split into chunks under
+//! numbered fields (`d`, `d1`, `d2`, ...). A value of at most 6 KiB is split into 64-byte
+//! chunks: with Redis' default `hash-max-listpack-value 64` and `hash-max-listpack-entries 128`,
+//! the hash then keeps the compact listpack encoding (at most 96 chunks plus 24 other fields),
+//! about half the memory of the hashtable encoding one long value would force. A longer value
+//! would overflow the listpack anyway, so it is split into 64 KiB chunks: few fields (256 for
+//! the manager's 16 MiB bound) instead of hundreds of thousands. The reader joins the chunks
+//! whatever their size.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -35,18 +38,32 @@ use crate::error::StoreError;
 /// The largest magnitude of microseconds a Lua number (a double) holds exactly.
 const MAX_EXACT_MICROS: i64 = 1 << 53;
 
-/// Values are split into chunks of at most this many bytes (Redis' default
-/// `hash-max-listpack-value`).
+/// Values of at most [`LISTPACK_VALUE_MAX`] bytes are split into chunks of at most this many
+/// bytes (Redis' default `hash-max-listpack-value`).
 pub(crate) const CHUNK: usize = 64;
 
-/// No value has more chunks than this (64 KiB of app data is 1024).
+/// The longest value split into [`CHUNK`]-byte chunks: 96 chunks, which with the record's other
+/// fields (at most 24: 12 single ones, 8 chunks of user agent, 4 of device name) stay within
+/// Redis' default `hash-max-listpack-entries 128`.
+pub(crate) const LISTPACK_VALUE_MAX: usize = 96 * CHUNK;
+
+/// Longer values are split into chunks of this many bytes: the hash is in the hashtable encoding
+/// anyway, where a few large fields cost less than many small ones.
+pub(crate) const LARGE_CHUNK: usize = 64 * 1024;
+
+/// No value has more chunks than this (the manager's 16 MiB bound on app data is 256).
 const MAX_CHUNKS: u32 = 1 << 20;
 
 /// One hash field: its name and value.
 pub(crate) type Field = (String, Vec<u8>);
 
 fn push_chunked(fields: &mut Vec<Field>, name: &str, bytes: &[u8]) {
-    for (n, chunk) in bytes.chunks(CHUNK).enumerate() {
+    let size = if bytes.len() <= LISTPACK_VALUE_MAX {
+        CHUNK
+    } else {
+        LARGE_CHUNK
+    };
+    for (n, chunk) in bytes.chunks(size).enumerate() {
         let field = if n == 0 {
             name.to_owned()
         } else {
@@ -380,6 +397,34 @@ mod tests {
         assert_eq!(split_chunk(b"dn12"), Some((&b"dn"[..], 12)));
         assert_eq!(split_chunk(b"d"), Some((&b"d"[..], 0)));
         assert_eq!(split_chunk(b"d0"), None);
+    }
+
+    #[test]
+    fn long_values_use_few_large_chunks() {
+        let json = |len: usize| AppData::from_json(format!("\"{}\"", "x".repeat(len - 2))).unwrap();
+        let data_fields = |record: &SessionRecord| {
+            encode(record)
+                .unwrap()
+                .into_iter()
+                .filter(|(k, _)| split_chunk(k.as_bytes()).is_some_and(|(base, _)| base == b"d"))
+                .map(|(_, v)| v.len())
+                .collect::<Vec<_>>()
+        };
+        let fits = SessionRecord {
+            data: Some(json(LISTPACK_VALUE_MAX)),
+            ..sample()
+        };
+        assert_eq!(data_fields(&fits), vec![CHUNK; 96]);
+        assert_eq!(roundtrip(&fits), fits);
+        let len = 16 * 1024 * 1024 - 100;
+        let large = SessionRecord {
+            data: Some(json(len)),
+            ..sample()
+        };
+        let sizes = data_fields(&large);
+        assert_eq!(sizes.len(), len.div_ceil(LARGE_CHUNK));
+        assert!(sizes.iter().all(|&size| size <= LARGE_CHUNK));
+        assert_eq!(roundtrip(&large), large);
     }
 
     #[test]

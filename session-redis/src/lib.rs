@@ -54,32 +54,45 @@
 //! Record fields: `u` user, `c`/`l`/`i`/`a` created, last active, idle and absolute expiry (µs
 //! since the epoch), `t` token hash (32 raw bytes), `g` generation, `p`/`r` previous hash and
 //! rotation time, `v`/`w` revocation time and reason, `ua`/`ip`/`dn` device, `d` app data.
-//! Values longer than 64 bytes are split into 64-byte chunks (`d`, `d1`, `d2`, ...), which keeps
-//! the hash in Redis' compact listpack encoding. Revoked records stay (revoked) until their TTL,
-//! so a later use is reported as revoked, with its reason.
+//! Values longer than 64 bytes are split into chunks (`d`, `d1`, `d2`, ...): 64-byte chunks up to
+//! 6 KiB, which keeps the hash in Redis' compact listpack encoding, and 64 KiB chunks beyond
+//! (the hash no longer fits a listpack then, and few large fields cost less than many small
+//! ones), so app data up to the manager's 16 MiB bound is at most 256 fields. Revoked records
+//! stay (revoked) until their TTL, so a later use is reported as revoked, with its reason.
+//!
+//! An index entry is dropped when its record can never be live again: revoked, or its key gone
+//! (dropped at its TTL). An entry whose record is merely expired at one caller's `now` stays:
+//! calls may arrive out of order, and a touch or a rotation whose `now` is a little earlier may
+//! still extend that session, which must then stay reachable by `revoke_all`, `list` and the
+//! cap. Such a record's key expires soon (its TTL follows its expiry), and the next walk of the
+//! index drops the entry.
 //!
 //! ## One round trip per operation
 //!
 //! Each operation is one Lua script sent by hash ([`redis::Script`], `EVALSHA`) or one command.
 //! Scripts run atomically, so there is no read-then-write race between callers on any topology.
 //!
-//! | operation | round trips | what runs on the server |
-//! |---|---|---|
-//! | `create` | 1 | `create.lua`: prune the index, count live sessions, evict the oldest or refuse at the cap, write the record, its TTL and its index entry |
-//! | `find` | 1 | `HGETALL` |
-//! | `touch` | 1 | `touch.lua`: two fields and the new TTL, if live |
-//! | `rotate` | 1 | `rotate.lua`: compare-and-swap of the token hash; returns the record |
-//! | `revoke` | 1 | `revoke.lua` |
-//! | `revoke_all` | 1 | `revoke_all.lua` over the user's index (pruning it) |
-//! | `list` | 1 | `list.lua` over the user's index (pruning it) |
-//! | `purge_expired` | 0 | nothing: the server drops keys at their TTL; always `Ok(0)` |
+//! | operation | round trips | what runs on the server | work on the server |
+//! |---|---|---|---|
+//! | `create` without a cap | 1 | `create.lua`: inspect the 64 oldest index entries (dropping revoked and gone ones), write the record, its TTL and its index entry | at most 64 entries read, whatever the index holds |
+//! | `create` with a cap | 1 | `create.lua`: read the whole index (dropping revoked and gone entries), count live sessions exactly, evict the oldest or refuse at the cap, write the record, its TTL and its index entry | every entry of the user's index |
+//! | `find` | 1 | `HGETALL` | one key |
+//! | `touch` | 1 | `touch.lua`: two fields and the new TTL, if live | one key |
+//! | `rotate` | 1 | `rotate.lua`: compare-and-swap of the token hash; returns the record | one key |
+//! | `revoke` | 1 | `revoke.lua` | one key |
+//! | `revoke_all` | 1 | `revoke_all.lua` over the user's index (dropping revoked and gone entries) | every entry |
+//! | `list` | 1 | `list.lua` over the user's index (dropping revoked and gone entries) | every entry |
+//! | `purge_expired` | 0 | nothing: the server drops keys at their TTL; always `Ok(0)` | none |
 //!
 //! [`RedisStore::connect`] loads the scripts, so the first call is one round trip too. If the
 //! server's script cache was emptied since (restart, failover, `SCRIPT FLUSH`), the next call of
 //! each script takes three (`EVALSHA` → `NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`), then one again.
-//! The scripts that read an index do work proportional to the user's indexed sessions, which the
-//! pruning keeps close to the live ones. The test `tests/round_trips.rs` counts the commands
-//! with `MONITOR`.
+//! The scripts that read a whole index do work proportional to the user's indexed sessions: the
+//! live ones, plus the revoked, gone or expired ones no walk has dropped yet. A login without a
+//! cap reads at most 64 entries, the oldest, where entries of gone records tend to gather; the
+//! entries it cannot reach are dropped by the next `list` or `revoke_all`, or expire with the
+//! index. The test `tests/round_trips.rs` counts the commands with `MONITOR`, those the scripts
+//! run included.
 //!
 //! ## Time and expiry
 //!
@@ -112,6 +125,15 @@
 //! Redis is back. A write that timed out may or may not have been applied. Errors are classified
 //! by the driver's error kind, never by message text.
 //!
+//! A hash at a session's key that is not a whole record (a field missing or undecodable) is
+//! [`Error::Backend`](session_core::Error::Backend) from `find`, `touch`, `rotate`, `revoke` and
+//! from `list` when the index leads to it, never "not found" or "not live"; `create` and
+//! `revoke_all` leave such a record (and its index entry) alone, since no operation can use it.
+//! `create` refuses a record whose id does not carry its user's
+//! [`RoutingTag`](session_core::RoutingTag) with
+//! [`InputError::InvalidSessionId`](session_core::InputError::InvalidSessionId), before sending
+//! anything.
+//!
 //! ## Notes
 //!
 //! - The scripts compare token hashes with Lua string equality, which is not constant-time. What
@@ -136,7 +158,7 @@
 //! topology that is down fails its tests with the command that starts it;
 //! `SESSION_TEST_SKIP=redis,redis-sentinel,redis-cluster` (any subset) opts out, loudly. The
 //! fault, round-trip, memory and TLS tests start their own `redis-server` on spare ports (6394
-//! to 6399; the TLS test makes its certificates with `openssl`), and the failover test its own
+//! to 6400; the TLS test makes its certificates with `openssl`), and the failover test its own
 //! Sentinel topology (ports 6392, 6393, 26393 to 26395).
 
 mod codec;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use redis::{Cmd, FromRedisValue, Script, ScriptInvocation, Value};
 use session_core::{
-    CreateOutcome, Error, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionId,
-    SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, async_trait,
+    CreateOutcome, Error, InputError, LimitMode, RevokeReason, RotateOutcome, Rotation, RoutingTag,
+    SessionId, SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, async_trait,
 };
 use time::OffsetDateTime;
 
@@ -110,6 +110,26 @@ fn decode_value<T: FromRedisValue>(value: Value) -> Result<T, StoreError> {
 fn ttl_ms(expiry: OffsetDateTime, now: OffsetDateTime) -> Result<i64, StoreError> {
     let ms = (micros(expiry)? - micros(now)?).div_euclid(1000) + 1;
     Ok(ms.max(TTL_FLOOR_MS))
+}
+
+/// The error for a hash at a session's key that is not a whole record (a script found its idle
+/// or absolute expiry missing or not a number).
+fn damaged(id: impl std::fmt::Display) -> StoreError {
+    StoreError::Decode(format!(
+        "the record of session {id} is damaged: its expiry fields are missing or not numbers"
+    ))
+}
+
+/// The reply of `touch.lua` and `revoke.lua`: 1 done, 0 not live (or missing), -1 damaged.
+fn decode_flag(value: Value, id: &SessionId, script: &str) -> Result<bool, StoreError> {
+    match decode_value::<i64>(value)? {
+        1 => Ok(true),
+        0 => Ok(false),
+        -1 => Err(damaged(id)),
+        other => Err(StoreError::Decode(format!(
+            "unexpected reply {other} to {script}"
+        ))),
+    }
 }
 
 fn parse_id(bytes: &[u8]) -> Result<SessionId, StoreError> {
@@ -283,8 +303,7 @@ impl RedisStore {
             .key(self.inner.keys.session(id))
             .arg(micros_text(now)?)
             .arg(micros_text(idle_expires_at)?);
-        let touched: i64 = decode_value(self.call(&Request::Script(invocation)).await?)?;
-        Ok(touched == 1)
+        decode_flag(self.call(&Request::Script(invocation)).await?, id, "touch")
     }
 
     async fn rotate_inner(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
@@ -301,6 +320,7 @@ impl RedisStore {
         let rest: Vec<Vec<u8>> = items.collect();
         match status.as_deref() {
             Some(b"missing") => Ok(RotateOutcome::NotFound),
+            Some(b"damaged") => Err(damaged(rotation.id)),
             Some(b"rotated") => Ok(RotateOutcome::Rotated(Self::decode_flat(
                 rotation.id,
                 rest,
@@ -324,8 +344,7 @@ impl RedisStore {
             .key(self.inner.keys.session(id))
             .arg(micros_text(now)?)
             .arg(reason.as_str());
-        let revoked: i64 = decode_value(self.call(&Request::Script(invocation)).await?)?;
-        Ok(revoked == 1)
+        decode_flag(self.call(&Request::Script(invocation)).await?, id, "revoke")
     }
 
     async fn revoke_all_inner(
@@ -342,7 +361,7 @@ impl RedisStore {
             .arg(micros_text(now)?)
             .arg(keep.map(ToString::to_string).unwrap_or_default())
             .arg(reason.as_str())
-            .arg(keys.session_prefix(session_core::RoutingTag::for_user(user)));
+            .arg(keys.session_prefix(RoutingTag::for_user(user)));
         let count: u64 = decode_value(self.call(&Request::Script(invocation)).await?)?;
         Ok(count)
     }
@@ -359,10 +378,21 @@ impl RedisStore {
             .key(keys.user_index(user))
             .arg(micros_text(now)?)
             .arg(u64::try_from(limit.get()).unwrap_or(u64::MAX))
-            .arg(keys.session_prefix(session_core::RoutingTag::for_user(user)));
-        let rows: Vec<Vec<Vec<u8>>> = decode_value(self.call(&Request::Script(invocation)).await?)?;
-        rows.into_iter()
+            .arg(keys.session_prefix(RoutingTag::for_user(user)));
+        let reply: Vec<Value> = decode_value(self.call(&Request::Script(invocation)).await?)?;
+        let mut items = reply.into_iter();
+        let status: Vec<u8> = decode_value(items.next().unwrap_or(Value::Nil))?;
+        match status.as_slice() {
+            b"ok" => {}
+            b"damaged" => {
+                let id: Vec<u8> = decode_value(items.next().unwrap_or(Value::Nil))?;
+                return Err(damaged(String::from_utf8_lossy(&id)));
+            }
+            _ => return Err(StoreError::Decode("unexpected reply to list".to_owned())),
+        }
+        items
             .map(|row| {
+                let row: Vec<Vec<u8>> = decode_value(row)?;
                 let mut items = row.into_iter();
                 let id = parse_id(&items.next().unwrap_or_default())?;
                 Self::decode_flat(id, items.collect())
@@ -377,24 +407,32 @@ impl SessionStore for RedisStore {
         StoreCapabilities::new(BACKEND).with_native_expiry()
     }
 
-    /// One `EVALSHA` of `create.lua`: prunes the user's index, counts live sessions, evicts or
-    /// refuses at the cap, writes the record with its TTL and indexes it.
+    /// One `EVALSHA` of `create.lua`: with a cap, counts the user's live sessions and evicts or
+    /// refuses at the cap; writes the record with its TTL and indexes it.
+    ///
+    /// A record whose id does not carry its user's [`RoutingTag`] is refused with
+    /// [`InputError::InvalidSessionId`] before anything is sent: its key would not share the
+    /// user's hash slot, so no script could reach both.
     #[tracing::instrument(level = "debug", skip_all, fields(session = %record.id))]
     async fn create(
         &self,
         record: SessionRecord,
         limit: SessionLimit,
     ) -> Result<CreateOutcome, Error> {
+        if record.id.tag() != RoutingTag::for_user(&record.user_id) {
+            return Err(InputError::InvalidSessionId.into());
+        }
         Ok(self.create_inner(&record, limit).await?)
     }
 
-    /// One `HGETALL`.
+    /// One `HGETALL`. A hash at the id's key that is not a whole record is [`Error::Backend`].
     #[tracing::instrument(level = "debug", skip_all, fields(session = %id))]
     async fn find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
         Ok(self.find_inner(id).await?)
     }
 
-    /// One `EVALSHA` of `touch.lua`: writes two fields and the key's new TTL.
+    /// One `EVALSHA` of `touch.lua`: writes two fields and the key's new TTL. A record whose
+    /// expiry fields are missing or not numbers is [`Error::Backend`], not "not live".
     #[tracing::instrument(level = "debug", skip_all, fields(session = %id))]
     async fn touch(
         &self,
@@ -406,13 +444,15 @@ impl SessionStore for RedisStore {
     }
 
     /// One `EVALSHA` of `rotate.lua`, a compare-and-swap of the token hash that returns the
-    /// record as it stands after the call.
+    /// record as it stands after the call. [`RotateOutcome::NotFound`] only when no key exists:
+    /// a damaged record is [`Error::Backend`].
     #[tracing::instrument(level = "debug", skip_all, fields(session = %rotation.id))]
     async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
         Ok(self.rotate_inner(&rotation).await?)
     }
 
-    /// One `EVALSHA` of `revoke.lua`. The record stays (revoked) until its TTL.
+    /// One `EVALSHA` of `revoke.lua`. The record stays (revoked) until its TTL. A damaged
+    /// record is [`Error::Backend`].
     #[tracing::instrument(level = "debug", skip_all, fields(session = %id))]
     async fn revoke(
         &self,
@@ -423,7 +463,8 @@ impl SessionStore for RedisStore {
         Ok(self.revoke_inner(id, now, reason).await?)
     }
 
-    /// One `EVALSHA` of `revoke_all.lua` over the user's index (pruning it too).
+    /// One `EVALSHA` of `revoke_all.lua` over the user's index (dropping entries whose record
+    /// is revoked or gone). Damaged records are left alone.
     #[tracing::instrument(level = "debug", skip_all)]
     async fn revoke_all(
         &self,
@@ -435,7 +476,8 @@ impl SessionStore for RedisStore {
         Ok(self.revoke_all_inner(user, keep, now, reason).await?)
     }
 
-    /// One `EVALSHA` of `list.lua` over the user's index (pruning it too).
+    /// One `EVALSHA` of `list.lua` over the user's index (dropping entries whose record is
+    /// revoked or gone). A damaged record in the index is [`Error::Backend`].
     #[tracing::instrument(level = "debug", skip_all)]
     async fn list(
         &self,

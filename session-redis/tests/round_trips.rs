@@ -54,6 +54,15 @@ impl Counter {
     /// Runs `op` between two markers and returns the commands it sent (script-internal
     /// commands excluded).
     async fn count<T>(&mut self, op: impl Future<Output = T>) -> (T, Vec<String>) {
+        let (out, sent, _) = self.count_with_scripts(op).await;
+        (out, sent)
+    }
+
+    /// Like [`Counter::count`], and also returns the commands its scripts ran.
+    async fn count_with_scripts<T>(
+        &mut self,
+        op: impl Future<Output = T>,
+    ) -> (T, Vec<String>, Vec<String>) {
         self.n += 1;
         let begin = format!("begin-{}", self.n);
         let end = format!("end-{}", self.n);
@@ -62,6 +71,7 @@ impl Counter {
         self.echo(&end).await;
         let mut inside = false;
         let mut sent = Vec::new();
+        let mut scripts = Vec::new();
         loop {
             let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next())
                 .await
@@ -70,8 +80,10 @@ impl Counter {
             if line.contains(&format!("\"{begin}\"")) {
                 inside = true;
             } else if line.contains(&format!("\"{end}\"")) {
-                return (out, sent);
-            } else if inside && !line.contains(" lua]") {
+                return (out, sent, scripts);
+            } else if inside && line.contains(" lua]") {
+                scripts.push(line);
+            } else if inside {
                 sent.push(line);
             }
         }
@@ -197,4 +209,42 @@ async fn scripts_reload_after_the_cache_is_flushed() {
     let (found, sent) = counter.count(store.find(&record.id)).await;
     assert_eq!(found.unwrap().unwrap(), record);
     assert_one("find", &sent, "HGETALL");
+}
+
+/// Without a cap, a login reads a bounded part of the user's index, however many sessions the
+/// user holds; with one, it reads every entry to count exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_without_a_cap_reads_a_bounded_part_of_the_index() {
+    let server = support::Server::start(6400).await;
+    let store = RedisStore::connect(server.config()).await.unwrap();
+    let now = datetime!(2030-01-01 0:00 UTC);
+    let hour = Duration::from_secs(3600);
+    let user = UserId::new("many-sessions").unwrap();
+    for n in 0..200 {
+        let record = support::record(&user, now + Duration::from_millis(n), hour, hour);
+        store.create(record, SessionLimit::UNLIMITED).await.unwrap();
+    }
+    let mut counter = Counter::new(&server).await;
+    let reads = |scripts: &[String]| {
+        scripts
+            .iter()
+            .filter(|line| command(line) == "HMGET")
+            .count()
+    };
+
+    let record = support::record(&user, now + Duration::from_secs(1), hour, hour);
+    let (created, sent, scripts) = counter
+        .count_with_scripts(store.create(record, SessionLimit::UNLIMITED))
+        .await;
+    created.unwrap();
+    assert_one("create without a cap", &sent, "EVALSHA");
+    assert_eq!(reads(&scripts), 64, "{} commands", scripts.len());
+    assert!(scripts.len() <= 64 + 8, "{scripts:#?}");
+
+    let cap = SessionLimit::new(NonZeroU32::new(1000).unwrap(), LimitMode::Reject);
+    let record = support::record(&user, now + Duration::from_secs(2), hour, hour);
+    let (created, sent, scripts) = counter.count_with_scripts(store.create(record, cap)).await;
+    created.unwrap();
+    assert_one("create with a cap", &sent, "EVALSHA");
+    assert_eq!(reads(&scripts), 201, "the cap counts every entry");
 }

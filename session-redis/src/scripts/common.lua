@@ -7,12 +7,40 @@
 -- caller's clock still lives long enough to be read back once.
 local TTL_FLOOR_MS = 1000
 
--- true when a record (fields i, a, v as HMGET returns them) is live at `now`.
-local function is_live(idle, absolute, revoked, now)
-  if not idle or not absolute or revoked then
-    return false
+-- The state of the record at `key` at `now`, from its fields i, a, v (`f`, as HMGET returns
+-- them: false for a missing field):
+--   'gone'     no such key (dropped at its TTL, or deleted)
+--   'damaged'  the key exists but its idle or absolute expiry is missing or not a number
+--   'revoked', 'expired' (at `now`) or 'live'
+local function record_state(key, f, now)
+  local idle, absolute = tonumber(f[1]), tonumber(f[2])
+  if not idle or not absolute then
+    if not f[1] and not f[2] and not f[3] and redis.call('EXISTS', key) == 0 then
+      return 'gone'
+    end
+    return 'damaged'
   end
-  return now < math.min(tonumber(idle), tonumber(absolute))
+  if f[3] then
+    return 'revoked'
+  end
+  if now < math.min(idle, absolute) then
+    return 'live'
+  end
+  return 'expired'
+end
+
+-- The state of the record of `member`, an entry of the user's index `index` (`prefix` .. member
+-- is its key), and that key. Drops the entry when its record can never be live again: revoked,
+-- or gone. A record that is merely expired at this caller's `now` stays indexed: calls may
+-- arrive out of order, and one whose `now` is a little earlier may still touch or rotate it.
+-- Its key's TTL, set from its expiry, removes it soon; the next walk then drops the entry.
+local function member_state(index, prefix, member, now)
+  local key = prefix .. member
+  local state = record_state(key, redis.call('HMGET', key, 'i', 'a', 'v'), now)
+  if state == 'gone' or state == 'revoked' then
+    redis.call('ZREM', index, member)
+  end
+  return state, key
 end
 
 -- The earlier of two instants, as the text of that instant.
@@ -31,4 +59,3 @@ local function ttl_ms(expiry, now)
   end
   return string.format('%d', ms)
 end
-

@@ -1,4 +1,5 @@
--- revoke_all: revoke every live session in the user's index but one; prune dead members.
+-- revoke_all: revoke every live session in the user's index but one; drops revoked and gone
+-- entries. A damaged record (see record_state) is left alone: no operation can use it.
 -- KEYS[1] the user's index
 -- ARGV[1] now, ARGV[2] the id to keep ('' for none), ARGV[3] reason code
 -- ARGV[4] session key prefix of the user's slot
@@ -6,16 +7,11 @@
 local now = tonumber(ARGV[1])
 local count = 0
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[4] .. member
-  local f = redis.call('HMGET', key, 'i', 'a', 'v')
-  if is_live(f[1], f[2], f[3], now) then
-    if member ~= ARGV[2] then
-      redis.call('HSET', key, 'v', ARGV[1], 'w', ARGV[3])
-      redis.call('ZREM', KEYS[1], member)
-      count = count + 1
-    end
-  else
+  local state, key = member_state(KEYS[1], ARGV[4], member, now)
+  if state == 'live' and member ~= ARGV[2] then
+    redis.call('HSET', key, 'v', ARGV[1], 'w', ARGV[3])
     redis.call('ZREM', KEYS[1], member)
+    count = count + 1
   end
 end
 return count

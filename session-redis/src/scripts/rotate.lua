@@ -1,13 +1,18 @@
 -- rotate: compare-and-swap of the token hash on a live session.
 -- KEYS[1] the session's key
 -- ARGV[1] now, ARGV[2] presented hash, ARGV[3] next hash, ARGV[4] the new idle expiry
--- Reply: {'missing'} | {'rotated', fields...} | {'rejected', fields...} (fields as HGETALL)
+-- Reply: {'missing'} | {'damaged'} | {'rotated', fields...} | {'rejected', fields...}
+-- (fields as HGETALL)
 local f = redis.call('HMGET', KEYS[1], 'i', 'a', 'v', 't')
-if not f[1] then
+local now = tonumber(ARGV[1])
+local state = record_state(KEYS[1], f, now)
+if state == 'gone' then
   return {'missing'}
 end
-local now = tonumber(ARGV[1])
-if is_live(f[1], f[2], f[3], now) and f[4] == ARGV[2] then
+if state == 'damaged' then
+  return {'damaged'}
+end
+if state == 'live' and f[4] == ARGV[2] then
   local idle = earlier(ARGV[4], f[2])
   redis.call('HSET', KEYS[1], 'p', f[4], 't', ARGV[3], 'r', ARGV[1], 'l', ARGV[1], 'i', idle)
   redis.call('HINCRBY', KEYS[1], 'g', 1)

@@ -1,9 +1,13 @@
 -- touch: move a live session's idle expiry (capped at its absolute expiry).
 -- KEYS[1] the session's key; ARGV[1] now, ARGV[2] the new idle expiry
--- Reply: 1 if touched, 0 if missing, revoked or expired at `now`.
+-- Reply: 1 if touched, 0 if missing, revoked or expired at `now`, -1 if damaged.
 local f = redis.call('HMGET', KEYS[1], 'i', 'a', 'v')
 local now = tonumber(ARGV[1])
-if not is_live(f[1], f[2], f[3], now) then
+local state = record_state(KEYS[1], f, now)
+if state == 'damaged' then
+  return -1
+end
+if state ~= 'live' then
   return 0
 end
 local idle = earlier(ARGV[2], f[2])

@@ -1,0 +1,243 @@
+//! Records at the edges: app data up to the manager's 16 MiB bound, damaged hashes (reported as
+//! backend errors, never as "not found"), and ids whose routing tag is not their user's.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers fail by panicking"
+)]
+
+mod support;
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::time::macros::datetime;
+use session_core::{
+    AppData, Error, InputError, LoginRequest, RevokeReason, RotateOutcome, Rotation, RoutingTag,
+    SessionConfig, SessionId, SessionLimit, SessionManager, SessionStore, TokenHash, UserId,
+};
+use support::Topo;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const MIB: usize = 1024 * 1024;
+
+async fn admin() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(("127.0.0.1", 6379))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+fn session_key(prefix: &str, id: &SessionId) -> String {
+    format!("{prefix}{{{}}}:s:{id}", id.tag())
+}
+
+/// A JSON string of exactly `len` bytes.
+fn json_of_len(len: usize) -> AppData {
+    let data = AppData::from_json(format!("\"{}\"", "x".repeat(len - 2))).unwrap();
+    assert_eq!(data.len(), len);
+    data
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_data_up_to_the_managers_bound_round_trips() {
+    if support::skip(Topo::Standalone) {
+        return;
+    }
+    let config = support::config(Topo::Standalone).with_response_timeout(Duration::from_secs(10));
+    let prefix = config.key_prefix.clone();
+    let store = support::connect(Topo::Standalone, config).await;
+    let manager = SessionManager::new(
+        Arc::new(store.clone()),
+        SessionConfig::default().with_max_app_data_bytes(16 * MIB),
+    )
+    .unwrap();
+    let mut admin = admin().await;
+    let user = UserId::new("large-data").unwrap();
+    for len in [6 * 1024, 6 * 1024 + 1, MIB, 16 * MIB - 100] {
+        let data = json_of_len(len);
+        let login = manager
+            .login(&user, LoginRequest::new().with_data(data.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("login with {len} bytes of app data: {e}"));
+        let found = store.find(&login.session.id).await.unwrap().unwrap();
+        assert_eq!(
+            found.data.as_ref().map(AppData::as_json),
+            Some(data.as_json())
+        );
+        assert_eq!(found, login.session);
+        let fields: i64 = redis::cmd("HLEN")
+            .arg(session_key(&prefix, &login.session.id))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert!(fields <= 7 + 256, "{len} bytes stored in {fields} fields");
+        let refreshed = manager.refresh(login.token.expose_secret()).await.unwrap();
+        assert_eq!(
+            refreshed.session.data.as_ref().map(AppData::as_json),
+            Some(data.as_json())
+        );
+    }
+}
+
+/// A hash at a session's key that is not a whole record: every operation on it fails with
+/// `Backend`, none says "not found" or "not live".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_record_is_a_backend_error() {
+    if support::skip(Topo::Standalone) {
+        return;
+    }
+    let config = support::config(Topo::Standalone);
+    let prefix = config.key_prefix.clone();
+    let store = support::connect(Topo::Standalone, config).await;
+    let mut admin = admin().await;
+    let now = datetime!(2040-06-01 12:00 UTC);
+    let user = UserId::new("damaged").unwrap();
+    let index = format!("{prefix}{{{}}}:u:{user}", RoutingTag::for_user(&user));
+
+    // Only a garbage field; a whole record without its idle expiry; one whose idle expiry is
+    // not a number.
+    let garbage = SessionId::generate(&user);
+    let _: i64 = redis::cmd("HSET")
+        .arg(session_key(&prefix, &garbage))
+        .arg("zz")
+        .arg("garbage")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let no_idle = support::record(&user, now, HOUR, HOUR);
+    store
+        .create(no_idle.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("HDEL")
+        .arg(session_key(&prefix, &no_idle.id))
+        .arg("i")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let bad_idle = support::record(&user, now, HOUR, HOUR);
+    store
+        .create(bad_idle.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(session_key(&prefix, &bad_idle.id))
+        .arg("i")
+        .arg("soon")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    for (what, id, token) in [
+        ("garbage", garbage, TokenHash::from_bytes([1; 32])),
+        ("no idle expiry", no_idle.id, no_idle.token_hash),
+        ("bad idle expiry", bad_idle.id, bad_idle.token_hash),
+    ] {
+        let rotation = Rotation {
+            id,
+            presented: token,
+            next: TokenHash::from_bytes([2; 32]),
+            now,
+            idle_expires_at: now + HOUR,
+        };
+        let rotated = store.rotate(rotation).await;
+        assert!(
+            matches!(rotated, Err(Error::Backend { .. })),
+            "rotate, {what}: {rotated:?}"
+        );
+        let found = store.find(&id).await;
+        assert!(
+            matches!(found, Err(Error::Backend { .. })),
+            "find, {what}: {found:?}"
+        );
+        let touched = store.touch(&id, now, now + HOUR).await;
+        assert!(
+            matches!(touched, Err(Error::Backend { .. })),
+            "touch, {what}: {touched:?}"
+        );
+        let revoked = store.revoke(&id, now, RevokeReason::Logout).await;
+        assert!(
+            matches!(revoked, Err(Error::Backend { .. })),
+            "revoke, {what}: {revoked:?}"
+        );
+    }
+
+    // Listing the user's sessions reaches the damaged records through the index.
+    let listed = store.list(&user, now, NonZeroUsize::new(10).unwrap()).await;
+    assert!(
+        matches!(listed, Err(Error::Backend { .. })),
+        "list: {listed:?}"
+    );
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&index)
+        .arg(0)
+        .arg(garbage.to_string())
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    // Revoke-all leaves damaged records alone (no operation can use them) and revokes the rest.
+    let fine = support::record(&user, now, HOUR, HOUR);
+    store
+        .create(fine.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let revoked = store
+        .revoke_all(&user, None, now, RevokeReason::LogoutAll)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 1);
+    let left: i64 = redis::cmd("ZCARD")
+        .arg(&index)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(left, 3, "damaged entries stay indexed");
+
+    // A missing record is still "not found".
+    let rotation = Rotation {
+        id: SessionId::generate(&user),
+        presented: TokenHash::from_bytes([1; 32]),
+        next: TokenHash::from_bytes([2; 32]),
+        now,
+        idle_expires_at: now + HOUR,
+    };
+    assert_eq!(
+        store.rotate(rotation).await.unwrap(),
+        RotateOutcome::NotFound
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_refuses_an_id_tagged_for_another_user() {
+    if support::skip(Topo::Standalone) {
+        return;
+    }
+    let config = support::config(Topo::Standalone);
+    let prefix = config.key_prefix.clone();
+    let store = support::connect(Topo::Standalone, config).await;
+    let mut admin = admin().await;
+    let now = datetime!(2040-06-01 12:00 UTC);
+    let user = UserId::new("tagged").unwrap();
+    let mut record = support::record(&user, now, HOUR, HOUR);
+    let wrong = RoutingTag::from_u16(RoutingTag::for_user(&user).get() ^ 1);
+    record.id = SessionId::from_parts(wrong, record.id.uuid());
+    let created = store.create(record.clone(), SessionLimit::UNLIMITED).await;
+    assert!(
+        matches!(
+            created,
+            Err(Error::InvalidInput(InputError::InvalidSessionId))
+        ),
+        "{created:?}"
+    );
+    assert!(
+        support::keys_with_ttl(&mut admin, &prefix).await.is_empty(),
+        "nothing is written"
+    );
+    assert_eq!(store.find(&record.id).await.unwrap(), None);
+}
