@@ -61,6 +61,17 @@ impl Harness {
             .with_max_sessions_per_user(None)
     }
 
+    /// A rotation key for scenarios that need deterministic rotation.
+    ///
+    /// # Panics
+    ///
+    /// Never: the key is 32 bytes.
+    #[must_use]
+    pub fn rotation_key() -> session_core::RotationKey {
+        #[expect(clippy::expect_used, reason = "a fixed 32-byte key")]
+        session_core::RotationKey::new(*b"conformance rotation key 32 byte").expect("32 bytes")
+    }
+
     /// A manager over the store with this harness's clock.
     ///
     /// # Panics

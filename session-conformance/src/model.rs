@@ -40,6 +40,8 @@ pub struct Policy {
     pub reject: bool,
     /// Sliding expiration is on.
     pub sliding: bool,
+    /// A rotation key is set (deterministic rotation).
+    pub key: bool,
 }
 
 fn policy_strategy() -> impl Strategy<Value = Policy> {
@@ -48,12 +50,14 @@ fn policy_strategy() -> impl Strategy<Value = Policy> {
         prop_oneof![Just(None), Just(Some(1)), Just(Some(3))],
         any::<bool>(),
         prop_oneof![3 => Just(true), 1 => Just(false)],
+        any::<bool>(),
     )
-        .prop_map(|(grace, cap, reject, sliding)| Policy {
+        .prop_map(|(grace, cap, reject, sliding, key)| Policy {
             grace,
             cap,
             reject,
             sliding,
+            key,
         })
 }
 
@@ -244,6 +248,7 @@ impl Model {
     /// `presented` is the generation of the presented token, `None` for a forged one.
     fn refresh(&mut self, i: usize, presented: Option<u64>, now: OffsetDateTime) -> Answer {
         let grace = self.policy.grace;
+        let key = self.policy.key;
         let s = &mut self.sessions[i];
         if let Err(kind) = s.check(now) {
             return Answer::Error(kind);
@@ -258,7 +263,11 @@ impl Model {
         let previous = s.generation.checked_sub(1);
         let is_previous = presented.is_some() && presented == previous;
         if grace && is_previous && s.rotated_at.is_some_and(|at| now < at + secs(GRACE)) {
-            return Answer::Error(ErrorKind::RefreshRaced);
+            return if key {
+                s.answer()
+            } else {
+                Answer::Error(ErrorKind::RefreshRaced)
+            };
         }
         if !is_previous {
             return Answer::Error(ErrorKind::InvalidToken);
@@ -321,6 +330,7 @@ fn model_config(policy: Policy) -> SessionConfig {
         })
         .with_max_listed(LISTED)
         .with_sliding_expiration(policy.sliding)
+        .with_rotation_key(policy.key.then(Harness::rotation_key))
 }
 
 struct Real {
@@ -419,7 +429,10 @@ async fn step(real: &mut Real, model: &mut Model, op: Op) -> (Answer, Answer) {
             };
             let got = match real.manager.refresh(&text).await {
                 Ok(refreshed) => {
-                    real.tokens[i].push(refreshed.token.expose_secret().to_owned());
+                    let text = refreshed.token.expose_secret();
+                    if real.tokens[i].last().map(String::as_str) != Some(text) {
+                        real.tokens[i].push(text.to_owned());
+                    }
                     Answer::Session {
                         generation: refreshed.session.generation,
                         last_active: refreshed.session.last_active_at,
@@ -517,7 +530,7 @@ async fn check_sequence(
 ///
 /// The number of cases is `PROPTEST_CASES` from the environment, 64 by default; each case draws
 /// its policies (grace window on or off, no cap or a cap of 1 or 3, evict or reject, sliding on
-/// or off) and a sequence of 1 to 60 operations.
+/// or off, rotation key or not) and a sequence of 1 to 60 operations.
 ///
 /// # Panics
 ///

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{LimitMode, SessionLimit};
+use crate::token::RotationKey;
 
 const DAY: u64 = 24 * 60 * 60;
 
@@ -23,6 +24,7 @@ const DAY: u64 = 24 * 60 * 60;
 /// | `max_sessions_per_user` | 20 | 1 to 10 000, or absent for no cap |
 /// | `limit_mode` | `evict_oldest` | `evict_oldest`, `reject` |
 /// | `reuse_grace` | 0 s (off) | 0 s to 5 minutes |
+/// | `rotation_key` | none | base64 of at least 32 bytes |
 /// | `max_app_data_bytes` | 65 536 | 1 to 16 MiB |
 /// | `max_listed` | 100 | 1 to 10 000 |
 ///
@@ -68,6 +70,13 @@ pub struct SessionConfig {
     /// turns the grace window off.
     #[serde(with = "humantime_serde")]
     pub reuse_grace: Duration,
+    /// With a key, rotation is deterministic ([`RefreshToken::successor`]): inside the grace
+    /// window the immediately previous token receives the very token the winner got, instead of
+    /// [`Error::RefreshRaced`](crate::Error::RefreshRaced). Give every instance the same key.
+    /// Its `Debug` is redacted.
+    ///
+    /// [`RefreshToken::successor`]: crate::RefreshToken::successor
+    pub rotation_key: Option<RotationKey>,
     /// Bound on a session's app data (its JSON text), in bytes.
     pub max_app_data_bytes: usize,
     /// Bound on how many sessions [`list`](crate::SessionManager::list) returns.
@@ -84,6 +93,7 @@ impl Default for SessionConfig {
             max_sessions_per_user: Some(20),
             limit_mode: LimitMode::EvictOldest,
             reuse_grace: Duration::ZERO,
+            rotation_key: None,
             max_app_data_bytes: 64 * 1024,
             max_listed: 100,
         }
@@ -173,6 +183,13 @@ impl SessionConfig {
     #[must_use]
     pub fn with_reuse_grace(mut self, value: Duration) -> Self {
         self.reuse_grace = value;
+        self
+    }
+
+    /// Sets [`SessionConfig::rotation_key`].
+    #[must_use]
+    pub fn with_rotation_key(mut self, key: Option<RotationKey>) -> Self {
+        self.rotation_key = key;
         self
     }
 
@@ -283,6 +300,16 @@ mod tests {
         assert_eq!(c.touch_interval, Duration::from_secs(90));
         assert_eq!(c.limit_mode, LimitMode::Reject);
         assert!(!c.sliding_expiration);
+    }
+
+    #[test]
+    fn rotation_key_reads_from_base64_and_rejects_short_keys() {
+        let c: SessionConfig =
+            toml::from_str(r#"rotation_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=""#)
+                .unwrap();
+        assert!(c.rotation_key.is_some());
+        assert!(!format!("{c:?}").contains("AAECAwQF"));
+        assert!(toml::from_str::<SessionConfig>(r#"rotation_key = "c2hvcnQ=""#).is_err());
     }
 
     #[test]

@@ -54,7 +54,9 @@ pub use store::{
     CreateOutcome, LimitMode, RotateOutcome, Rotation, SessionLimit, SessionStore,
     StoreCapabilities,
 };
-pub use token::{RefreshToken, SECRET_LEN, TOKEN_LEN, TOKEN_VERSION, TokenError, TokenHash};
+pub use token::{
+    RefreshToken, RotationKey, SECRET_LEN, TOKEN_LEN, TOKEN_VERSION, TokenError, TokenHash,
+};
 pub use user::UserId;
 
 /// Re-exported so stores and apps use the exact versions this crate was built with.

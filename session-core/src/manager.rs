@@ -13,7 +13,7 @@ use crate::events::{EventSink, SessionEvent};
 use crate::id::SessionId;
 use crate::record::{AppData, DeviceInfo, RevokeReason, SessionRecord};
 use crate::store::{CreateOutcome, RotateOutcome, Rotation, SessionStore};
-use crate::token::{RefreshToken, TokenError, TokenHash};
+use crate::token::{RefreshToken, TokenError};
 use crate::user::UserId;
 
 /// What a login carries besides the user.
@@ -77,10 +77,15 @@ pub struct Refreshed {
 /// # Grace window
 ///
 /// With [`SessionConfig::reuse_grace`] above zero, presenting the *immediately previous* refresh
-/// token within that time of its rotation returns [`Error::RefreshRaced`] (retryable, the session
-/// stays intact) instead of [`Error::ReuseDetected`]. The successor is not handed out again: no
-/// token is ever stored in a form that could re-issue it. A browser whose two tabs refresh at
-/// once retries with the cookie the winning tab received.
+/// token within that time of its rotation does not count as reuse. What it gets depends on
+/// [`SessionConfig::rotation_key`]:
+///
+/// - with a key, rotation is deterministic, so the manager recomputes the successor from the
+///   presented token and hands out **the very token the winner got** (no token is stored
+///   anywhere): two browser tabs refreshing at once, or a client retrying a refresh whose reply
+///   was lost, both end up holding the current token;
+/// - without a key, it returns [`Error::RefreshRaced`] (retryable, the session stays intact):
+///   the client retries with the newest token it holds (the cookie the winning tab received).
 ///
 /// # Examples
 ///
@@ -311,7 +316,10 @@ impl SessionManager {
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, Error> {
         let presented = RefreshToken::parse(token)?;
         let id = presented.session_id();
-        let next = RefreshToken::generate(id)?;
+        let next = match &self.inner.config.rotation_key {
+            Some(key) => presented.successor(key),
+            None => RefreshToken::generate(id)?,
+        };
         let now = self.now();
         let rotation = Rotation {
             id,
@@ -354,64 +362,71 @@ impl SessionManager {
                     token: next,
                 })
             }
-            RotateOutcome::Rejected(current) => {
-                Err(self.rejected(&current, presented.hash(), now).await)
-            }
+            RotateOutcome::Rejected(current) => self.rejected(current, &presented, now).await,
             RotateOutcome::NotFound => Err(Error::NotFound),
         }
     }
 
     async fn rejected(
         &self,
-        current: &SessionRecord,
-        presented: TokenHash,
+        current: SessionRecord,
+        presented: &RefreshToken,
         now: OffsetDateTime,
-    ) -> Error {
-        if let Err(error) = check_live(current, now) {
-            return error;
-        }
+    ) -> Result<Refreshed, Error> {
+        check_live(&current, now)?;
         let grace = self.inner.config.reuse_grace;
         let in_grace = !grace.is_zero()
-            && current.previous_token_hash == Some(presented)
+            && current.previous_token_hash == Some(presented.hash())
             && current
                 .rotated_at
                 .is_some_and(|rotated| now < after(rotated, grace));
-        if in_grace || current.token_hash == presented {
-            return Error::RefreshRaced;
+        if in_grace && let Some(key) = &self.inner.config.rotation_key {
+            let successor = presented.successor(key);
+            if successor.hash() == current.token_hash {
+                return Ok(Refreshed {
+                    session: current,
+                    token: successor,
+                });
+            }
         }
-        if current.previous_token_hash != Some(presented) {
+        if in_grace || current.token_hash == presented.hash() {
+            return Err(Error::RefreshRaced);
+        }
+        if current.previous_token_hash != Some(presented.hash()) {
             // Not a token this session handed out lately: refuse it, but a session id is not a
             // secret, so a made-up token must not be able to revoke the session.
-            return Error::InvalidToken(TokenError::UnknownSecret);
+            return Err(Error::InvalidToken(TokenError::UnknownSecret));
         }
         tracing::warn!(session = %current.id, "refresh token reuse detected; revoking the session");
-        match self
-            .inner
-            .store
-            .revoke(&current.id, now, RevokeReason::ReuseDetected)
-            .await
-        {
-            Ok(true) => {
-                self.emit(SessionEvent::ReuseDetected {
-                    session: current.id,
-                    user: current.user_id.clone(),
-                });
-                self.emit(SessionEvent::Revoked {
-                    session: current.id,
-                    reason: RevokeReason::ReuseDetected,
-                });
-                Error::ReuseDetected
-            }
-            // Another request revoked it first (for instance a concurrent reuse); say why.
-            Ok(false) => match self.inner.store.find(&current.id).await {
-                Ok(Some(record)) => check_live(&record, now)
-                    .err()
-                    .unwrap_or(Error::ReuseDetected),
-                Ok(None) => Error::NotFound,
+        Err(
+            match self
+                .inner
+                .store
+                .revoke(&current.id, now, RevokeReason::ReuseDetected)
+                .await
+            {
+                Ok(true) => {
+                    self.emit(SessionEvent::ReuseDetected {
+                        session: current.id,
+                        user: current.user_id.clone(),
+                    });
+                    self.emit(SessionEvent::Revoked {
+                        session: current.id,
+                        reason: RevokeReason::ReuseDetected,
+                    });
+                    Error::ReuseDetected
+                }
+                // Another request revoked it first (for instance a concurrent reuse); say why.
+                Ok(false) => match self.inner.store.find(&current.id).await {
+                    Ok(Some(record)) => check_live(&record, now)
+                        .err()
+                        .unwrap_or(Error::ReuseDetected),
+                    Ok(None) => Error::NotFound,
+                    Err(error) => error,
+                },
                 Err(error) => error,
             },
-            Err(error) => error,
-        }
+        )
     }
 
     /// Logs one session out. Returns `false` if it was not live (already logged out, expired or

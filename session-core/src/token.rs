@@ -8,8 +8,9 @@
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -58,6 +59,9 @@ pub enum TokenError {
     /// is left alone: a session id is not a secret, so such a token proves nothing.
     #[error("token does not match its session's current or previous token")]
     UnknownSecret,
+    /// A rotation key is not base64 of at least 32 bytes.
+    #[error("a rotation key must be base64 of at least 32 bytes")]
+    WeakKey,
 }
 
 /// SHA-256 of a refresh token's secret: all a store ever keeps of a token.
@@ -131,6 +135,7 @@ impl fmt::Debug for TokenHash {
 /// ```
 pub struct RefreshToken {
     text: Zeroizing<String>,
+    secret: Zeroizing<[u8; SECRET_LEN]>,
     session_id: SessionId,
     hash: TokenHash,
 }
@@ -144,17 +149,37 @@ impl RefreshToken {
     pub fn generate(session_id: SessionId) -> Result<Self, Error> {
         let mut secret = Zeroizing::new([0_u8; SECRET_LEN]);
         getrandom::fill(secret.as_mut()).map_err(|e| Error::backend("os-rng", e.to_string()))?;
+        Ok(Self::from_secret(session_id, secret))
+    }
+
+    /// The successor of `self` under `key`: HMAC-SHA-256 of the session id and this token's
+    /// secret. The same token and key always give the same successor, so a server that holds the
+    /// key can hand a client that lost the race (or the reply) the very token the winner got,
+    /// without storing any token. Without the key, a successor cannot be computed from a token.
+    #[must_use]
+    pub fn successor(&self, key: &RotationKey) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.0.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"auth-sessions rotation v1\0");
+        mac.update(self.session_id.to_string().as_bytes());
+        mac.update(self.secret.as_ref());
+        let secret = Zeroizing::new(<[u8; SECRET_LEN]>::from(mac.finalize().into_bytes()));
+        Self::from_secret(self.session_id, secret)
+    }
+
+    fn from_secret(session_id: SessionId, secret: Zeroizing<[u8; SECRET_LEN]>) -> Self {
         let mut text = Zeroizing::new(String::with_capacity(TOKEN_LEN));
         text.push_str(TOKEN_VERSION);
         text.push('.');
         text.push_str(&session_id.to_string());
         text.push('.');
         URL_SAFE_NO_PAD.encode_string(secret.as_ref(), &mut text);
-        Ok(Self {
+        Self {
             text,
-            session_id,
             hash: TokenHash::of_secret(secret.as_ref()),
-        })
+            secret,
+            session_id,
+        }
     }
 
     /// Parses a token presented by a client. Never panics, whatever the input.
@@ -187,11 +212,13 @@ impl RefreshToken {
             Ok(SECRET_LEN) => {}
             _ => return Err(TokenError::InvalidSecret),
         }
-        Ok(Self {
-            text: Zeroizing::new(text.to_owned()),
-            session_id,
-            hash: TokenHash::of_secret(secret.as_ref()),
-        })
+        let token = Self::from_secret(session_id, secret);
+        if token.text.as_str() != text {
+            // Non-canonical base64 (stray low bits in the last character) decodes to the same
+            // bytes as the canonical text; accept only the text this crate issues.
+            return Err(TokenError::InvalidSecret);
+        }
+        Ok(token)
     }
 
     /// The session this token refreshes.
@@ -225,6 +252,70 @@ impl fmt::Debug for RefreshToken {
 impl fmt::Display for RefreshToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{TOKEN_VERSION}.{}.<redacted>", self.session_id)
+    }
+}
+
+/// The server-side key that makes rotation deterministic (see [`RefreshToken::successor`]).
+///
+/// At least 32 bytes. In configuration it is written in standard base64; its `Debug` never shows
+/// it. Give every instance of an app the same key.
+#[derive(Clone)]
+pub struct RotationKey(Zeroizing<Vec<u8>>);
+
+impl RotationKey {
+    /// The shortest accepted key, in bytes.
+    pub const MIN_LEN: usize = 32;
+
+    /// Wraps key bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::WeakKey`] if shorter than [`RotationKey::MIN_LEN`] bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, TokenError> {
+        let bytes = Zeroizing::new(bytes.into());
+        if bytes.len() < Self::MIN_LEN {
+            return Err(TokenError::WeakKey);
+        }
+        Ok(Self(bytes))
+    }
+
+    /// Reads a key written in standard base64.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::WeakKey`] if it is not base64 of at least [`RotationKey::MIN_LEN`] bytes.
+    pub fn from_base64(text: &str) -> Result<Self, TokenError> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| TokenError::WeakKey)?;
+        Self::new(bytes)
+    }
+}
+
+impl PartialEq for RotationKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_slice().ct_eq(other.0.as_slice()).into()
+    }
+}
+
+impl Eq for RotationKey {}
+
+impl fmt::Debug for RotationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RotationKey(<redacted>)")
+    }
+}
+
+impl Serialize for RotationKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(self.0.as_slice()))
+    }
+}
+
+impl<'de> Deserialize<'de> for RotationKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(deserializer)?);
+        Self::from_base64(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -289,6 +380,51 @@ mod tests {
             RefreshToken::parse(&bad_secret).unwrap_err(),
             TokenError::InvalidSecret
         );
+    }
+
+    #[test]
+    fn successors_are_deterministic_and_keyed() {
+        let key = RotationKey::new([7_u8; 32]).unwrap();
+        let other = RotationKey::new([8_u8; 32]).unwrap();
+        let t = token();
+        let a = t.successor(&key);
+        let b = RefreshToken::parse(t.expose_secret())
+            .unwrap()
+            .successor(&key);
+        assert_eq!(a.expose_secret(), b.expose_secret());
+        assert_eq!(a.session_id(), t.session_id());
+        assert_ne!(a.expose_secret(), t.expose_secret());
+        assert_ne!(a.expose_secret(), t.successor(&other).expose_secret());
+        assert_eq!(
+            RefreshToken::parse(a.expose_secret()).unwrap().hash(),
+            a.hash()
+        );
+    }
+
+    #[test]
+    fn rotation_keys_are_bounded_and_redacted() {
+        assert_eq!(
+            RotationKey::new([1_u8; 31]).unwrap_err(),
+            TokenError::WeakKey
+        );
+        assert!(RotationKey::from_base64("not base64!").is_err());
+        let key = RotationKey::from_base64(&STANDARD.encode([9_u8; 32])).unwrap();
+        assert!(!format!("{key:?}").contains("CQkJ"));
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(serde_json::from_str::<RotationKey>(&json).unwrap(), key);
+    }
+
+    #[test]
+    fn non_canonical_secrets_are_rejected() {
+        let t = token();
+        let text = t.expose_secret();
+        let last = text.chars().last().unwrap();
+        // Flip the low bits the last base64 character carries beyond the 256 bits.
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let pos = alphabet.find(last).unwrap();
+        let twin = alphabet.chars().nth(pos ^ 1).unwrap();
+        let forged = format!("{}{twin}", &text[..text.len() - 1]);
+        assert!(RefreshToken::parse(&forged).is_err());
     }
 
     #[test]

@@ -105,6 +105,43 @@ pub async fn race_refresh_with_grace_keeps_session(store: Arc<dyn SessionStore>)
     }
 }
 
+/// With a grace window and a rotation key, all 32 concurrent refreshes of one token succeed and
+/// receive the same successor; the session rotated exactly once.
+pub async fn race_refresh_with_key_all_get_one_token(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let manager = h.manager(
+        Harness::config()
+            .with_reuse_grace(Duration::from_secs(10))
+            .with_rotation_key(Some(Harness::rotation_key())),
+    );
+    for round in 0..ROUNDS {
+        let login = manager
+            .login(&h.user(&format!("key-{round}")), LoginRequest::new())
+            .await
+            .unwrap();
+        let text = login.token.expose_secret().to_owned();
+        let results = join(spawn_all((0..TASKS).map(|_| {
+            let manager = manager.clone();
+            let text = text.clone();
+            async move {
+                manager
+                    .refresh(&text)
+                    .await
+                    .map(|r| (r.token.expose_secret().to_owned(), r.session.generation))
+            }
+        })))
+        .await;
+        let answers: HashSet<(String, u64)> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| panic!("round {round}: {e}")))
+            .collect();
+        assert_eq!(answers.len(), 1, "round {round}: one token for everyone");
+        let (token, generation) = answers.into_iter().next().unwrap();
+        assert_eq!(generation, 1, "round {round}: rotated exactly once");
+        manager.refresh(&token).await.unwrap();
+    }
+}
+
 /// 32 concurrent rotations on the bare store presenting one hash: exactly one `Rotated`, and the
 /// stored hash is the winner's.
 pub async fn race_store_rotate_exactly_one(store: Arc<dyn SessionStore>) {

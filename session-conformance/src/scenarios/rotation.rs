@@ -166,6 +166,42 @@ pub async fn grace_window_covers_only_previous_token(store: Arc<dyn SessionStore
     );
 }
 
+/// With a rotation key, the previous token inside the grace window receives the very token the
+/// winner got, and the session is not changed again.
+pub async fn grace_window_with_key_returns_winners_token(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let manager = h.manager(
+        Harness::config()
+            .with_reuse_grace(Duration::from_secs(10))
+            .with_rotation_key(Some(Harness::rotation_key())),
+    );
+    let login = manager
+        .login(&h.user("kai"), LoginRequest::new())
+        .await
+        .unwrap();
+    h.advance(Duration::from_secs(1));
+    let winner = manager.refresh(login.token.expose_secret()).await.unwrap();
+    h.advance(Duration::from_secs(5));
+    let late = manager.refresh(login.token.expose_secret()).await.unwrap();
+    assert_eq!(late.token.expose_secret(), winner.token.expose_secret());
+    assert_eq!(
+        late.session, winner.session,
+        "the second answer changes nothing"
+    );
+    assert_eq!(
+        h.store.find(&login.session.id).await.unwrap().unwrap(),
+        winner.session
+    );
+    let next = manager.refresh(winner.token.expose_secret()).await.unwrap();
+    assert_eq!(next.session.generation, 2);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(
+        error_kind(&manager.refresh(winner.token.expose_secret()).await),
+        Some(ErrorKind::ReuseDetected),
+        "outside the window the previous token is reuse, key or not"
+    );
+}
+
 /// Unparsable tokens are `InvalidToken` and touch no session.
 pub async fn malformed_tokens_are_rejected(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
