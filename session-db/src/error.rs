@@ -1,23 +1,14 @@
 //! Turning driver errors into the workspace's [`Error`], by kind and code, never by message text.
 
 use sea_orm::{DbErr, RuntimeErr, sqlx};
-use session_core::{ConfigError, Error};
+use session_core::Error;
 
 use crate::dialect::{DecodeError, Dialect};
 
-/// Why [`DbStore::connect`](crate::DbStore::connect) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// The configuration is invalid (a malformed URL, a bad table name, a backend whose cargo
-    /// feature is off, an out-of-range timeout). Fix the configuration; retrying will not help.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The database could not be reached in time ([`Error::Unavailable`]) or refused the
-    /// connection ([`Error::Backend`], for instance bad credentials).
-    #[error(transparent)]
-    Store(#[from] Error),
-}
+/// Why [`DbStore::connect`](crate::DbStore::connect) failed: the configuration does not
+/// validate (a malformed URL, a bad table name, a backend whose cargo feature is off; nothing was
+/// contacted), or the database could not be reached in time or refused the connection.
+pub use session_core::ConnectError;
 
 /// How a failed statement should be reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,6 @@
 
 mod support;
 
-session_conformance::conformance_tests!(async {
+session_conformance::conformance_tests!(opt_out = "mysql", async {
     support::conformance_store(support::Backend::MySql).await
 });
