@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p session-benches --bin throughput -- \
 //!     [--stores memory,sqlite,postgres,mysql,redis] [--tasks 1,16] [--seconds-per-row 2] \
-//!     [--flat-large N] [--smoke]
+//!     [--flat-large N] [--flat-large-db N] [--smoke]
 //! ```
 //!
 //! Exits non-zero on any store error.
@@ -43,6 +43,7 @@ struct Args {
     smoke: bool,
     flat_small: usize,
     flat_large: Option<usize>,
+    flat_large_db: usize,
     footprint: usize,
 }
 
@@ -54,6 +55,7 @@ fn parse_args() -> Result<Args, BenchError> {
         smoke: false,
         flat_small: 1_000,
         flat_large: None,
+        flat_large_db: 100_000,
         footprint: FOOTPRINT_SESSIONS,
     };
     let mut row_given = false;
@@ -89,11 +91,14 @@ fn parse_args() -> Result<Args, BenchError> {
             "--flat-large" => {
                 args.flat_large = Some(value()?.parse().map_err(|e| bad("--flat-large", &e))?);
             }
+            "--flat-large-db" => {
+                args.flat_large_db = value()?.parse().map_err(|e| bad("--flat-large-db", &e))?;
+            }
             "--smoke" => args.smoke = true,
             "--help" | "-h" => {
                 println!(
                     "throughput [--stores memory,sqlite,postgres,mysql,redis] [--tasks 1,16] \
-                     [--seconds-per-row 2] [--flat-large N] [--smoke]"
+                     [--seconds-per-row 2] [--flat-large N] [--flat-large-db N] [--smoke]"
                 );
                 std::process::exit(0);
             }
@@ -379,7 +384,8 @@ async fn measure_flatness(
     let tasks = args.tasks.iter().copied().max().unwrap_or(1);
     let large = args.flat_large.unwrap_or(match kind {
         StoreKind::Memory => 1_000_000,
-        _ => 100_000,
+        StoreKind::Redis => 100_000,
+        StoreKind::Sqlite | StoreKind::Postgres | StoreKind::MySql => args.flat_large_db,
     });
     let small = args.flat_small;
     let run = format!("{run}-flat-{kind}");
