@@ -32,17 +32,29 @@ pub(crate) async fn connect(
         Dialect::MySql => mysql::pool(config, url)?,
     };
     if !config.lazy {
-        first_connection(&db, dialect, config.connect_timeout).await?;
+        first_connection(&db, dialect, url, config.connect_timeout).await?;
     }
     Ok((db, dialect))
 }
 
+/// Opens one connection within `timeout`. For the servers it is opened directly rather than
+/// through the pool, so that a refused connection fails at once with its own error (the pool
+/// would retry until its acquire timeout and report only that it timed out).
 async fn first_connection(
     db: &DatabaseConnection,
     dialect: Dialect,
+    url: &str,
     timeout: Duration,
 ) -> Result<(), ConnectError> {
-    match tokio::time::timeout(timeout, db.ping()).await {
+    let conn_err = |e: sqlx::Error| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e)));
+    let attempt = async {
+        match dialect {
+            Dialect::Sqlite => db.ping().await,
+            Dialect::Postgres => postgres::probe(url).await.map_err(conn_err),
+            Dialect::MySql => mysql::probe(url).await.map_err(conn_err),
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(to_error(dialect, error).into()),
         Err(_elapsed) => Err(to_error(
@@ -149,15 +161,22 @@ mod sqlite {
 mod postgres {
     use std::str::FromStr;
 
-    use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-    use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+    use sea_orm::{DatabaseConnection, SqlxPostgresConnector, sqlx};
     use session_core::ConfigError;
+    use sqlx::Connection as _;
 
     use super::{malformed, pool_options};
     use crate::config::DbConfig;
 
     pub(super) fn options(url: &str) -> Result<PgConnectOptions, ConfigError> {
         PgConnectOptions::from_str(url).map_err(|e| malformed("PostgreSQL", &e))
+    }
+
+    /// Opens and closes one connection.
+    pub(super) async fn probe(url: &str) -> Result<(), sqlx::Error> {
+        let options = options(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        sqlx::Connection::close(PgConnection::connect_with(&options).await?).await
     }
 
     pub(super) fn pool(config: &DbConfig, url: &str) -> Result<DatabaseConnection, ConfigError> {
@@ -180,6 +199,10 @@ mod postgres {
         ConfigError::Store("session-db was built without its `postgres` cargo feature".to_owned())
     }
 
+    pub(super) async fn probe(_url: &str) -> Result<(), sea_orm::sqlx::Error> {
+        Err(sea_orm::sqlx::Error::Configuration(off().into()))
+    }
+
     pub(super) fn options(_url: &str) -> Result<(), ConfigError> {
         Err(off())
     }
@@ -193,9 +216,10 @@ mod postgres {
 mod mysql {
     use std::str::FromStr;
 
-    use sea_orm::sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-    use sea_orm::{DatabaseConnection, SqlxMySqlConnector};
+    use sea_orm::sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions};
+    use sea_orm::{DatabaseConnection, SqlxMySqlConnector, sqlx};
     use session_core::ConfigError;
+    use sqlx::Connection as _;
 
     use super::{malformed, pool_options};
     use crate::config::DbConfig;
@@ -207,6 +231,12 @@ mod mysql {
             None => url.to_owned(),
         };
         MySqlConnectOptions::from_str(&url).map_err(|e| malformed("MySQL", &e))
+    }
+
+    /// Opens and closes one connection.
+    pub(super) async fn probe(url: &str) -> Result<(), sqlx::Error> {
+        let options = options(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        sqlx::Connection::close(MySqlConnection::connect_with(&options).await?).await
     }
 
     pub(super) fn pool(config: &DbConfig, url: &str) -> Result<DatabaseConnection, ConfigError> {
@@ -227,6 +257,10 @@ mod mysql {
 
     fn off() -> ConfigError {
         ConfigError::Store("session-db was built without its `mysql` cargo feature".to_owned())
+    }
+
+    pub(super) async fn probe(_url: &str) -> Result<(), sea_orm::sqlx::Error> {
+        Err(sea_orm::sqlx::Error::Configuration(off().into()))
     }
 
     pub(super) fn options(_url: &str) -> Result<(), ConfigError> {

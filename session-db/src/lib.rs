@@ -78,7 +78,8 @@
 //! | guarantee | how |
 //! |---|---|
 //! | one winner among concurrent rotations of a token | `UPDATE … WHERE id = ? AND token_hash = ? AND revoked_at IS NULL AND expires_at > now` (MySQL: and `generation = ?`); only the row's new version can match once |
-//! | the per-user cap holds under concurrent logins, none fails spuriously | SQLite: the database write lock (`BEGIN IMMEDIATE`); PostgreSQL: `pg_advisory_xact_lock` keyed on the table and the user, so even a user's first logins queue; MySQL: an `INSERT … ON DUPLICATE KEY UPDATE` on a per-user row of `<table>_user_locks`, held to the commit. A deadlock or serialization failure reruns the transaction (at most 5 tries) |
+//! | the per-user cap holds under concurrent logins, none fails spuriously | SQLite: the database write lock (`BEGIN IMMEDIATE`); PostgreSQL: `pg_advisory_xact_lock` keyed on the table and the user, so even a user's first logins queue; MySQL: an `INSERT … ON DUPLICATE KEY UPDATE` on a per-user row of `<table>_user_locks`, held to the commit |
+//! | a lost deadlock is not an error | a login transaction or single statement that the database aborted as a deadlock victim (or serialization failure; nothing of it was applied) runs again, at most 5 tries in all, then [`Error::Unavailable`](session_core::Error::Unavailable). On MySQL a revoke-all and concurrent capped logins of the same user can deadlock on InnoDB's gap locks; the retry resolves it |
 //! | nothing half-written | a failed capped login rolls back its evictions with its insert |
 //! | records read back equal to what was written | instants in UTC with microseconds (`timestamptz`, `DATETIME(6)`, SQLite integer microseconds), app data as text, byte for byte |
 //! | user ids compare exactly | MySQL stores them as `VARBINARY`, so no collation folds case or trailing spaces |
@@ -112,7 +113,9 @@
 //! `expires_at` is the earlier of the two expiries, kept by every write; liveness is
 //! `revoked_at IS NULL AND expires_at > now`. Indexes: `<table>_user_created_idx` on
 //! `(user_id, created_at)` for listing, capping and revoking a user's sessions, and
-//! `<table>_expires_idx` on `expires_at` for cleanup. MySQL also gets `<table>_user_locks`.
+//! `<table>_expires_idx` on `expires_at` for cleanup. MySQL also gets `<table>_user_locks`, one
+//! row per user who ever logged in under a cap (the row a login locks); it is small and never
+//! purged.
 //!
 //! Three ways to migrate:
 //!

@@ -23,9 +23,9 @@ use crate::migration::Migrator;
 use crate::row::{decode, hash_value, insert_values, read_id};
 use crate::sql::Sql;
 
-/// How many times a login whose transaction hit a deadlock or serialization failure is run
-/// again before [`Error::Unavailable`] is returned.
-const CREATE_ATTEMPTS: u32 = 5;
+/// How many times in all a statement or login transaction that the database aborted as a
+/// deadlock victim (or serialization failure) is run before [`Error::Unavailable`] is returned.
+const ATTEMPTS: u32 = 5;
 
 /// A session store on a SQL database through sea-orm: SQLite (the embedded default), PostgreSQL,
 /// or MySQL/MariaDB, chosen by the connection.
@@ -171,6 +171,53 @@ impl DbStore {
 
     fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
         Statement::from_sql_and_values(self.dialect.backend(), sql, values)
+    }
+
+    /// Runs one autocommitted write, again if the database aborted it as a deadlock victim
+    /// (nothing of it was applied then), at most [`ATTEMPTS`] times in all.
+    async fn write(&self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
+        let mut attempt = 1;
+        loop {
+            match self
+                .db
+                .execute_raw(self.statement(sql, params.clone()))
+                .await
+            {
+                Ok(done) => return Ok(done.rows_affected()),
+                Err(error) => self.retry_or_fail(error, &mut attempt).await?,
+            }
+        }
+    }
+
+    /// [`DbStore::write`] for an `UPDATE … RETURNING` of at most one row.
+    async fn write_returning(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<QueryResult>, Error> {
+        let mut attempt = 1;
+        loop {
+            match self
+                .db
+                .query_one_raw(self.statement(sql, params.clone()))
+                .await
+            {
+                Ok(row) => return Ok(row),
+                Err(error) => self.retry_or_fail(error, &mut attempt).await?,
+            }
+        }
+    }
+
+    /// `Ok` (after a short pause) when `error` is a deadlock or serialization failure and
+    /// attempts are left; the classified error otherwise.
+    async fn retry_or_fail(&self, error: DbErr, attempt: &mut u32) -> Result<(), Error> {
+        if *attempt < ATTEMPTS && kind(self.dialect, &error) == Kind::Retry {
+            tracing::debug!(attempt = *attempt, %error, "statement lost a deadlock; running it again");
+            tokio::time::sleep(Duration::from_millis(5 * u64::from(*attempt))).await;
+            *attempt += 1;
+            return Ok(());
+        }
+        Err(self.error(error))
     }
 
     fn decode(&self, row: &QueryResult) -> Result<SessionRecord, Error> {
@@ -388,12 +435,7 @@ impl DbStore {
             Value::from(expected),
             self.time(rotation.now),
         ];
-        let swapped = self
-            .db
-            .execute_raw(self.statement(&self.sql.rotate_cas, params))
-            .await
-            .map_err(|e| self.error(e))?
-            .rows_affected();
+        let swapped = self.write(&self.sql.rotate_cas, params).await?;
         if swapped == 1 {
             let now = truncate_to_micros(rotation.now);
             let mut rotated = current;
@@ -452,10 +494,7 @@ impl SessionStore for DbStore {
         let values =
             insert_values(self.dialect, &record).map_err(|e| decode_error(self.dialect, e))?;
         let Some(max) = limit.max else {
-            self.db
-                .execute_raw(self.statement(&self.sql.insert, values))
-                .await
-                .map_err(|e| self.error(e))?;
+            self.write(&self.sql.insert, values).await?;
             return Ok(CreateOutcome::Created {
                 evicted: Vec::new(),
             });
@@ -466,7 +505,7 @@ impl SessionStore for DbStore {
                 Ok(outcome) => return Ok(outcome),
                 Err(CreateError::Store(error)) => return Err(error),
                 Err(CreateError::Db(error)) => {
-                    if attempt < CREATE_ATTEMPTS && kind(self.dialect, &error) == Kind::Retry {
+                    if attempt < ATTEMPTS && kind(self.dialect, &error) == Kind::Retry {
                         tracing::debug!(attempt, %error, "login transaction conflicted; running it again");
                         tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
                         attempt += 1;
@@ -497,12 +536,7 @@ impl SessionStore for DbStore {
             Value::from(id.to_string()),
             self.time(now),
         ];
-        let touched = self
-            .db
-            .execute_raw(self.statement(&self.sql.touch, params))
-            .await
-            .map_err(|e| self.error(e))?
-            .rows_affected();
+        let touched = self.write(&self.sql.touch, params).await?;
         Ok(touched == 1)
     }
 
@@ -522,10 +556,8 @@ impl SessionStore for DbStore {
             self.time(rotation.now),
         ];
         let row = self
-            .db
-            .query_one_raw(self.statement(&self.sql.rotate_returning, params))
-            .await
-            .map_err(|e| self.error(e))?;
+            .write_returning(&self.sql.rotate_returning, params)
+            .await?;
         if let Some(row) = row {
             return Ok(RotateOutcome::Rotated(self.decode(&row)?));
         }
@@ -548,12 +580,7 @@ impl SessionStore for DbStore {
             Value::from(id.to_string()),
             self.time(now),
         ];
-        let revoked = self
-            .db
-            .execute_raw(self.statement(&self.sql.revoke, params))
-            .await
-            .map_err(|e| self.error(e))?
-            .rows_affected();
+        let revoked = self.write(&self.sql.revoke, params).await?;
         Ok(revoked == 1)
     }
 
@@ -578,12 +605,7 @@ impl SessionStore for DbStore {
             }
             None => &self.sql.revoke_all,
         };
-        Ok(self
-            .db
-            .execute_raw(self.statement(sql, params))
-            .await
-            .map_err(|e| self.error(e))?
-            .rows_affected())
+        self.write(sql, params).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
@@ -610,11 +632,6 @@ impl SessionStore for DbStore {
             params.push(Value::from(self.sql.purge_lock_key()));
         }
         params.extend([self.time(now), Value::from(i64::from(batch.get()))]);
-        Ok(self
-            .db
-            .execute_raw(self.statement(&self.sql.purge, params))
-            .await
-            .map_err(|e| self.error(e))?
-            .rows_affected())
+        self.write(&self.sql.purge, params).await
     }
 }
