@@ -83,10 +83,25 @@ impl Backend {
     }
 }
 
-/// Where SQLite test files go: inside the target directory, never the source tree.
+/// Where SQLite test files go: inside the target directory, never the source tree. Files left
+/// by runs that started over an hour ago are removed the first time a binary asks.
 fn sqlite_dir() -> PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("session-db-tests");
     std::fs::create_dir_all(&dir).unwrap();
+    SWEPT.call_once(|| {
+        let cutoff = unix_secs().saturating_sub(3600);
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let secs = name
+                .strip_prefix("sdbt_")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse::<u64>().ok());
+            if secs.is_some_and(|secs| secs < cutoff) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    });
     dir
 }
 
