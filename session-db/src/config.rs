@@ -109,6 +109,7 @@ impl std::str::FromStr for TableName {
 /// | `table` | `auth_sessions` | see [`TableName`] |
 /// | `connect_timeout` | 5 s | 10 ms to 5 min |
 /// | `acquire_timeout` | 5 s | 10 ms to 5 min |
+/// | `operation_timeout` | 10 s | 10 ms to 5 min, or absent for none |
 /// | `max_connections` | 10 (1 for an in-memory SQLite database) | 1 to 1000 |
 /// | `min_connections` | 0 | 0 to `max_connections` |
 /// | `idle_timeout` | 10 min | 1 s to 1 day, or absent to keep idle connections |
@@ -118,8 +119,9 @@ impl std::str::FromStr for TableName {
 ///
 /// `connect_timeout` bounds the first connection made by `connect_with` (unless `lazy`);
 /// `acquire_timeout` bounds, on every operation, the wait for a pooled connection including
-/// opening a new one. Past either, an operation fails with
-/// [`Error::Unavailable`](session_core::Error::Unavailable).
+/// opening a new one; `operation_timeout` bounds a whole store operation (a server that accepted
+/// the connection and then stopped answering included). Past any of them, an operation fails
+/// with [`Error::Unavailable`](session_core::Error::Unavailable).
 ///
 /// A pooled connection that sat idle for `test_idle_after` or longer is pinged before it is
 /// used, and replaced if the server dropped it (a restart, an idle timeout on the server or a
@@ -159,6 +161,9 @@ pub struct DbConfig {
     /// Bound on getting a connection for one operation.
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
+    /// Bound on one whole store operation; `None` for none.
+    #[serde(with = "humantime_serde")]
+    pub operation_timeout: Option<Duration>,
     /// Most connections the pool opens.
     pub max_connections: u32,
     /// Connections the pool keeps open even when idle.
@@ -185,6 +190,7 @@ impl Default for DbConfig {
             table: DEFAULT_TABLE.to_owned(),
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
+            operation_timeout: Some(crate::store::DEFAULT_OPERATION_TIMEOUT),
             max_connections: 10,
             min_connections: 0,
             idle_timeout: Some(Duration::from_secs(600)),
@@ -202,6 +208,7 @@ impl fmt::Debug for DbConfig {
             .field("table", &self.table)
             .field("connect_timeout", &self.connect_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("operation_timeout", &self.operation_timeout)
             .field("max_connections", &self.max_connections)
             .field("min_connections", &self.min_connections)
             .field("idle_timeout", &self.idle_timeout)
@@ -268,6 +275,13 @@ impl DbConfig {
     #[must_use]
     pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Sets [`DbConfig::operation_timeout`].
+    #[must_use]
+    pub fn with_operation_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.operation_timeout = timeout;
         self
     }
 
@@ -344,6 +358,15 @@ impl DbConfig {
                 "10ms to 5m",
             ));
         }
+        if let Some(timeout) = self.operation_timeout
+            && !timeout_ok(timeout)
+        {
+            return Err(out_of_range(
+                "operation_timeout",
+                timeout,
+                "10ms to 5m, or absent",
+            ));
+        }
         if !(1..=1000).contains(&self.max_connections) {
             return Err(out_of_range(
                 "max_connections",
@@ -416,6 +439,7 @@ mod tests {
         let cases = [
             base.clone().with_connect_timeout(Duration::ZERO),
             base.clone().with_acquire_timeout(Duration::from_secs(3600)),
+            base.clone().with_operation_timeout(Some(Duration::ZERO)),
             base.clone().with_max_connections(0),
             base.clone().with_max_connections(2).with_min_connections(3),
             base.clone()

@@ -84,7 +84,7 @@
 //! | records read back equal to what was written | instants in UTC with microseconds (`timestamptz`, `DATETIME(6)`, SQLite integer microseconds), app data as text, byte for byte |
 //! | user ids compare exactly | MySQL stores them as `VARBINARY`, so no collation folds case or trailing spaces |
 //! | tokens never at rest in plaintext | only the 32-byte SHA-256 of the secret is stored (`BYTEA`, `BINARY(32)`, `BLOB`) |
-//! | an outage is `Unavailable`, in bounded time | connection, pool and I/O errors, server shutdown codes, lock timeouts and SQLite busy become [`Error::Unavailable`](session_core::Error::Unavailable) (with the driver error as source) within [`DbConfig::acquire_timeout`] |
+//! | an outage is `Unavailable`, in bounded time | connection, pool and I/O errors, server shutdown codes, lock timeouts and SQLite busy become [`Error::Unavailable`](session_core::Error::Unavailable) (with the driver error as source): a refused connection at once, a pool that cannot connect within [`DbConfig::acquire_timeout`], any operation (a server that stopped answering included) within [`DbConfig::operation_timeout`] (10 s by default) |
 //! | the store heals itself | the pool drops dead connections and opens new ones; connections idle longer than [`DbConfig::test_idle_after`] are pinged before use |
 //! | a store never reads the wall clock | every instant comes from the caller |
 //!

@@ -23,6 +23,9 @@ use crate::migration::Migrator;
 use crate::row::{decode, hash_value, insert_values, read_id};
 use crate::sql::Sql;
 
+/// The default bound on one store operation.
+pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How many times in all a statement or login transaction that the database aborted as a
 /// deadlock victim (or serialization failure) is run before [`Error::Unavailable`] is returned.
 const ATTEMPTS: u32 = 5;
@@ -53,6 +56,7 @@ pub struct DbStore {
     dialect: Dialect,
     table: TableName,
     sql: Arc<Sql>,
+    operation_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for DbStore {
@@ -81,6 +85,7 @@ impl DbStore {
             db,
             dialect,
             table,
+            operation_timeout: Some(DEFAULT_OPERATION_TIMEOUT),
         })
     }
 
@@ -89,6 +94,18 @@ impl DbStore {
     pub fn with_table(mut self, table: TableName) -> Self {
         self.sql = Arc::new(Sql::new(self.dialect, &table));
         self.table = table;
+        self
+    }
+
+    /// Bounds every store operation: past `timeout` (which includes waiting for a connection,
+    /// lock waits and deadlock retries) it fails with [`Error::Unavailable`]. `None` leaves
+    /// operations unbounded (only the pool's acquire timeout applies). Default: 10 s.
+    ///
+    /// A write cut off this way may still have been applied by the database, as with any
+    /// timeout: the caller sees a retryable error either way.
+    #[must_use]
+    pub fn with_operation_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.operation_timeout = timeout;
         self
     }
 
@@ -113,7 +130,9 @@ impl DbStore {
         config.validate()?;
         let table = TableName::new(config.table.as_str())?;
         let (db, _dialect) = crate::connect::connect(&config).await?;
-        Ok(Self::new(db)?.with_table(table))
+        Ok(Self::new(db)?
+            .with_table(table)
+            .with_operation_timeout(config.operation_timeout))
     }
 
     /// Creates or upgrades the schema (see [`crate::migration`]). Safe to call on every start:
@@ -163,6 +182,23 @@ impl DbStore {
     /// The driver's error, if closing failed.
     pub async fn close(&self) -> Result<(), Error> {
         self.db.close_by_ref().await.map_err(|e| self.error(e))
+    }
+
+    /// Runs one store operation within [`DbStore::with_operation_timeout`].
+    async fn bounded<T>(
+        &self,
+        operation: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let Some(timeout) = self.operation_timeout else {
+            return operation.await;
+        };
+        match tokio::time::timeout(timeout, operation).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(Error::unavailable(
+                self.dialect.name(),
+                OperationTimedOut(timeout),
+            )),
+        }
     }
 
     fn error(&self, error: DbErr) -> Error {
@@ -456,6 +492,11 @@ impl DbStore {
     }
 }
 
+/// The operation did not finish within the store's operation timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer from the database within {0:?}")]
+struct OperationTimedOut(Duration);
+
 fn created_or_rejected(inserted: u64) -> CreateOutcome {
     if inserted == 1 {
         CreateOutcome::Created {
@@ -479,14 +520,10 @@ impl From<DbErr> for CreateError {
     }
 }
 
-#[async_trait::async_trait]
-impl SessionStore for DbStore {
-    fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities::new(self.dialect.name())
-    }
-
+/// The store steps, each bounded by [`DbStore::bounded`] in the [`SessionStore`] impl below.
+impl DbStore {
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %record.id))]
-    async fn create(
+    async fn op_create(
         &self,
         record: SessionRecord,
         limit: SessionLimit,
@@ -518,12 +555,12 @@ impl SessionStore for DbStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
-    async fn find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+    async fn op_find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
         self.find_on(&self.db, id).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
-    async fn touch(
+    async fn op_touch(
         &self,
         id: &SessionId,
         now: OffsetDateTime,
@@ -541,7 +578,7 @@ impl SessionStore for DbStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %rotation.id))]
-    async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
+    async fn op_rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
         if self.dialect == Dialect::MySql {
             return self.rotate_mysql(rotation).await;
         }
@@ -568,7 +605,7 @@ impl SessionStore for DbStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
-    async fn revoke(
+    async fn op_revoke(
         &self,
         id: &SessionId,
         now: OffsetDateTime,
@@ -585,7 +622,7 @@ impl SessionStore for DbStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
-    async fn revoke_all(
+    async fn op_revoke_all(
         &self,
         user: &UserId,
         keep: Option<&SessionId>,
@@ -609,7 +646,7 @@ impl SessionStore for DbStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
-    async fn list(
+    async fn op_list(
         &self,
         user: &UserId,
         now: OffsetDateTime,
@@ -626,12 +663,77 @@ impl SessionStore for DbStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
-    async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+    async fn op_purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
         let mut params = Vec::with_capacity(3);
         if self.dialect == Dialect::Postgres {
             params.push(Value::from(self.sql.purge_lock_key()));
         }
         params.extend([self.time(now), Value::from(i64::from(batch.get()))]);
         self.write(&self.sql.purge, params).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for DbStore {
+    fn capabilities(&self) -> StoreCapabilities {
+        StoreCapabilities::new(self.dialect.name())
+    }
+
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, Error> {
+        self.bounded(self.op_create(record, limit)).await
+    }
+
+    async fn find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        self.bounded(self.op_find(id)).await
+    }
+
+    async fn touch(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+        idle_expires_at: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        self.bounded(self.op_touch(id, now, idle_expires_at)).await
+    }
+
+    async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
+        self.bounded(self.op_rotate(rotation)).await
+    }
+
+    async fn revoke(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<bool, Error> {
+        self.bounded(self.op_revoke(id, now, reason)).await
+    }
+
+    async fn revoke_all(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<u64, Error> {
+        self.bounded(self.op_revoke_all(user, keep, now, reason))
+            .await
+    }
+
+    async fn list(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+        limit: NonZeroUsize,
+    ) -> Result<Vec<SessionRecord>, Error> {
+        self.bounded(self.op_list(user, now, limit)).await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+        self.bounded(self.op_purge_expired(now, batch)).await
     }
 }

@@ -56,8 +56,12 @@ fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, Error>) {
 /// Helpers and scenarios that need a server.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod servers {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use session_db::ConnectError;
     use session_db::sea_orm::{ConnectionTrait, Statement};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
@@ -81,6 +85,103 @@ mod servers {
             format!("{scheme}://{userinfo}127.0.0.1:{port}{path}"),
             hostport.to_owned(),
         )
+    }
+
+    /// Copies `from` to `to`, holding the bytes back while `frozen` is set.
+    async fn relay(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: Arc<AtomicBool>,
+    ) {
+        let mut buf = vec![0_u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            while frozen.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let Some(bytes) = buf.get(..n) else {
+                return;
+            };
+            if to.write_all(bytes).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Forwards connections to `port` on to `target`; while `frozen` is set the server seems
+    /// to stop answering (connections stay open, nothing comes back).
+    async fn forward_freezable(
+        port: u16,
+        target: String,
+        frozen: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(outbound) = TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::spawn(relay(in_read, out_write, Arc::clone(&frozen)));
+                tokio::spawn(relay(out_read, in_write, Arc::clone(&frozen)));
+            }
+        })
+    }
+
+    /// A server that accepted the connection and then stops answering: every operation fails
+    /// with `Unavailable` within the operation timeout; once it answers again, so does the
+    /// store.
+    pub(crate) async fn stalled_server_is_bounded(backend: Backend) {
+        if support::skip(backend) {
+            return;
+        }
+        let port = closed_port().await;
+        let (url, target) = via_port(&backend.url(), port);
+        let frozen = Arc::new(AtomicBool::new(false));
+        let proxy = forward_freezable(port, target, Arc::clone(&frozen)).await;
+        let store = support::connect(
+            backend,
+            support::config(backend)
+                .with_url(url.as_str())
+                .with_operation_timeout(Some(Duration::from_millis(800))),
+        )
+        .await;
+        let r = record("stalled");
+        store
+            .create(r.clone(), SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+
+        frozen.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        assert_unavailable(store.find(&r.id).await);
+        let cap = SessionLimit::new(NonZeroU32::new(3).unwrap(), LimitMode::EvictOldest);
+        assert_unavailable(store.create(record("stalled"), cap).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+
+        frozen.store(false, Ordering::SeqCst);
+        // Calls cut off mid-way may have left their connections unusable; the pool replaces
+        // them, so within a few calls the store answers again.
+        let mut found = None;
+        for _ in 0..10 {
+            if let Ok(record) = store.find(&r.id).await {
+                found = record;
+                break;
+            }
+        }
+        assert_eq!(found, Some(r));
+        proxy.abort();
     }
 
     /// Forwards every connection to `port` on to `target` until aborted.
@@ -220,12 +321,19 @@ mod servers {
 
 #[cfg(feature = "postgres")]
 mod postgres {
-    use super::servers::{killed_connection_is_replaced, unreachable_then_back};
+    use super::servers::{
+        killed_connection_is_replaced, stalled_server_is_bounded, unreachable_then_back,
+    };
     use super::*;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn unreachable_server_then_back() {
         unreachable_then_back(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn stalled_server_then_back() {
+        stalled_server_is_bounded(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -244,12 +352,17 @@ mod postgres {
 
 #[cfg(feature = "mysql")]
 mod mysql {
-    use super::servers::unreachable_then_back;
+    use super::servers::{stalled_server_is_bounded, unreachable_then_back};
     use super::*;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn unreachable_server_then_back() {
         unreachable_then_back(Backend::MySql).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn stalled_server_then_back() {
+        stalled_server_is_bounded(Backend::MySql).await;
     }
 
     #[tokio::test(flavor = "multi_thread")]
