@@ -108,13 +108,7 @@ pub async fn connect(
     match storage {
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         StorageConfig::Database(settings) => {
-            let store = session_db::DbStore::connect_with(settings.clone())
-                .await
-                .map_err(|e| match e {
-                    session_db::ConnectError::Config(e) => ConnectError::Config(e),
-                    session_db::ConnectError::Store(e) => ConnectError::Store(e),
-                    other => ConnectError::Config(ConfigError::Store(other.to_string())),
-                })?;
+            let store = session_db::DbStore::connect_with(settings.clone()).await?;
             if migrate {
                 store.migrate().await?;
             }

@@ -27,6 +27,7 @@
 //! # }
 //! ```
 
+mod compact;
 mod store;
 
 pub use store::MemoryStore;
