@@ -8,8 +8,8 @@ use std::time::Duration;
 use session_core::time::OffsetDateTime;
 use session_core::time::macros::datetime;
 use session_core::{
-    Clock, Error, EventSink, ManualClock, RevokeReason, SessionConfig, SessionEvent,
-    SessionManager, SessionStore, UserId,
+    Clock, Error, EventSink, LoginRequest, ManualClock, RevokeReason, SessionConfig, SessionEvent,
+    SessionId, SessionManager, SessionStore, UserId,
 };
 
 /// The instant every scenario's clock starts at.
@@ -116,6 +116,37 @@ impl Harness {
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
+}
+
+/// Logs `user` in with an empty request and returns the new session's id.
+///
+/// # Panics
+///
+/// If the login fails.
+pub async fn login_id(manager: &SessionManager, user: &UserId) -> SessionId {
+    #[expect(clippy::expect_used, reason = "a scenario helper fails by panicking")]
+    manager
+        .login(user, LoginRequest::new())
+        .await
+        .expect("login")
+        .session
+        .id
+}
+
+/// The ids `list` returns for `user`, in its order.
+///
+/// # Panics
+///
+/// If the listing fails.
+pub async fn listed_ids(manager: &SessionManager, user: &UserId) -> Vec<SessionId> {
+    #[expect(clippy::expect_used, reason = "a scenario helper fails by panicking")]
+    manager
+        .list(user)
+        .await
+        .expect("list")
+        .iter()
+        .map(|session| session.id)
+        .collect()
 }
 
 /// Every event a manager emitted, in order.

@@ -9,7 +9,7 @@ use session_core::{
     SessionStore, time,
 };
 
-use crate::harness::{ErrorKind, Harness, error_kind};
+use crate::harness::{ErrorKind, Harness, error_kind, listed_ids, login_id};
 
 /// A login creates a session with the configured expiries; validate and the store return it
 /// exactly as the login did.
@@ -133,13 +133,7 @@ pub async fn logout_revokes_one_session(store: Arc<dyn SessionStore>) {
     assert_eq!(revocation.reason, RevokeReason::Logout);
     assert_eq!(revocation.at, h.now());
     manager.validate(&b.session.id).await.unwrap();
-    let listed: Vec<SessionId> = manager
-        .list(&user)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_ids(&manager, &user).await;
     assert_eq!(listed, vec![b.session.id]);
     assert!(events.events().contains(&SessionEvent::Revoked {
         session: a.session.id,
@@ -202,13 +196,7 @@ pub async fn logout_others_keeps_current(store: Arc<dyn SessionStore>) {
             Some(ErrorKind::Revoked(RevokeReason::LogoutOthers))
         );
     }
-    let listed: Vec<SessionId> = manager
-        .list(&user)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_ids(&manager, &user).await;
     assert_eq!(listed, vec![current.session.id]);
 }
 
@@ -244,57 +232,22 @@ pub async fn list_is_live_newest_first_and_bounded(store: Arc<dyn SessionStore>)
     let user = h.user("heidi");
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(
-            manager
-                .login(&user, LoginRequest::new())
-                .await
-                .unwrap()
-                .session
-                .id,
-        );
+        ids.push(login_id(&manager, &user).await);
         h.advance(Duration::from_secs(1));
     }
-    let listed: Vec<SessionId> = manager
-        .list(&user)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_ids(&manager, &user).await;
     assert_eq!(listed, vec![ids[4], ids[3], ids[2]]);
     manager.logout(&ids[3]).await.unwrap();
-    let listed: Vec<SessionId> = manager
-        .list(&user)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_ids(&manager, &user).await;
     assert_eq!(listed, vec![ids[4], ids[2], ids[1]]);
 
     // Sessions past their expiry drop out of the list even before any purge.
     let late = h.user("heidi-late");
-    let old = manager
-        .login(&late, LoginRequest::new())
-        .await
-        .unwrap()
-        .session
-        .id;
+    let old = login_id(&manager, &late).await;
     h.advance(Duration::from_secs(1800));
-    let young = manager
-        .login(&late, LoginRequest::new())
-        .await
-        .unwrap()
-        .session
-        .id;
+    let young = login_id(&manager, &late).await;
     h.advance(Duration::from_secs(1800));
-    let listed: Vec<SessionId> = manager
-        .list(&late)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_ids(&manager, &late).await;
     assert_eq!(listed, vec![young]);
     assert!(h.store.find(&old).await.unwrap().is_some() || h.store.capabilities().native_expiry);
 }
@@ -306,22 +259,9 @@ pub async fn list_breaks_ties_by_id(store: Arc<dyn SessionStore>) {
     let user = h.user("ivan");
     let mut ids = Vec::new();
     for _ in 0..6 {
-        ids.push(
-            manager
-                .login(&user, LoginRequest::new())
-                .await
-                .unwrap()
-                .session
-                .id,
-        );
+        ids.push(login_id(&manager, &user).await);
     }
     ids.sort_unstable_by(|a, b| b.cmp(a));
-    let listed: Vec<SessionId> = manager
-        .list(&user)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_ids(&manager, &user).await;
     assert_eq!(listed, ids, "equal instants are listed by descending id");
 }

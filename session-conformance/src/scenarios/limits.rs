@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use session_core::{LimitMode, LoginRequest, RevokeReason, SessionEvent, SessionId, SessionStore};
 
-use crate::harness::{ErrorKind, Harness, error_kind};
+use crate::harness::{ErrorKind, Harness, error_kind, listed_ids, login_id};
 
 /// At the cap, a login evicts the oldest live sessions, reports them, and keeps the newest.
 pub async fn cap_evicts_oldest(store: Arc<dyn SessionStore>) {
@@ -33,13 +33,7 @@ pub async fn cap_evicts_oldest(store: Arc<dyn SessionStore>) {
     h.advance(Duration::from_secs(1));
     let fifth = manager.login(&user, LoginRequest::new()).await.unwrap();
     assert_eq!(fifth.evicted, vec![logins[1].session.id]);
-    let listed: Vec<SessionId> = manager
-        .list(&user)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_ids(&manager, &user).await;
     assert_eq!(
         listed,
         vec![fifth.session.id, fourth.session.id, logins[2].session.id]
@@ -57,25 +51,13 @@ pub async fn cap_evicts_several_when_lowered(store: Arc<dyn SessionStore>) {
     let user = h.user("ken");
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(
-            open.login(&user, LoginRequest::new())
-                .await
-                .unwrap()
-                .session
-                .id,
-        );
+        ids.push(login_id(&open, &user).await);
         h.advance(Duration::from_secs(1));
     }
     let capped = h.manager(Harness::config().with_max_sessions_per_user(Some(2)));
     let login = capped.login(&user, LoginRequest::new()).await.unwrap();
     assert_eq!(login.evicted, vec![ids[0], ids[1], ids[2], ids[3]]);
-    let listed: Vec<SessionId> = capped
-        .list(&user)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_ids(&capped, &user).await;
     assert_eq!(listed, vec![login.session.id, ids[4]]);
 }
 

@@ -11,7 +11,7 @@ use session_core::{
 };
 
 use super::store_ops::record_at;
-use crate::harness::{ErrorKind, Harness, START, error_kind};
+use crate::harness::{ErrorKind, Harness, START, error_kind, login_id};
 
 /// How many times each race is run.
 pub const ROUNDS: usize = 8;
@@ -239,14 +239,7 @@ pub async fn race_revoke_all_against_logins(store: Arc<dyn SessionStore>) {
         let user = h.user(&format!("wipe-{round}"));
         let mut before = Vec::new();
         for _ in 0..8 {
-            before.push(
-                manager
-                    .login(&user, LoginRequest::new())
-                    .await
-                    .unwrap()
-                    .session
-                    .id,
-            );
+            before.push(login_id(&manager, &user).await);
         }
         let logins = spawn_all((0..16).map(|_| {
             let manager = manager.clone();
