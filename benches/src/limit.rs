@@ -20,7 +20,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use session_core::{SessionId, SessionRecord, UserId};
 
 use crate::error::BenchError;
-use crate::ours::next;
+use crate::ours::{needs_one, next};
 use crate::target::{Budget, Op, Target};
 
 /// Keys a task created at login, and where it is in them.
@@ -98,6 +98,13 @@ impl RawMemory {
         Ok(id)
     }
 
+    fn login(&self, task: &mut KeyTask<SessionId, ()>) -> Result<(), BenchError> {
+        let id = fresh_id(&self.run, task.index, task.keys.len())?;
+        self.map.insert(id, [0; RECORD_SIZE]);
+        task.keys.push(id);
+        Ok(())
+    }
+
     /// Reads a value (copying it out), as a validate would.
     #[must_use]
     pub fn get(&self, id: &SessionId) -> Option<[u8; RECORD_SIZE]> {
@@ -116,7 +123,10 @@ impl Target for RawMemory {
         KeyTask::new(index, ())
     }
 
-    async fn prepare(&self, _op: Op, _task: &mut Self::Task) -> Result<(), BenchError> {
+    async fn prepare(&self, op: Op, task: &mut Self::Task) -> Result<(), BenchError> {
+        if needs_one(op) && task.keys.is_empty() {
+            self.login(task)?;
+        }
         Ok(())
     }
 
@@ -127,9 +137,7 @@ impl Target for RawMemory {
                 if task.keys.len() >= self.login_budget.get() {
                     return Ok(false);
                 }
-                let id = fresh_id(&self.run, task.index, task.keys.len())?;
-                self.map.insert(id, [0; RECORD_SIZE]);
-                task.keys.push(id);
+                self.login(task)?;
             }
             Op::Validate => {
                 let id = next(&task.keys, &mut task.cursor, op)?;
@@ -203,6 +211,27 @@ impl RawRedis {
     }
 }
 
+impl RawRedis {
+    async fn login(
+        &self,
+        op: Op,
+        task: &mut KeyTask<String, ConnectionManager>,
+    ) -> Result<(), BenchError> {
+        let id = fresh_id(&self.run, task.index, task.keys.len())?;
+        let key = format!("{}{id}", self.prefix);
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg(&self.value)
+            .arg("PX")
+            .arg(self.ttl_ms)
+            .query_async(&mut task.client)
+            .await
+            .map_err(|e| BenchError::new(format!("raw redis, {op}"), e))?;
+        task.keys.push(key);
+        Ok(())
+    }
+}
+
 impl Target for RawRedis {
     type Task = KeyTask<String, ConnectionManager>;
 
@@ -214,7 +243,10 @@ impl Target for RawRedis {
         KeyTask::new(index, self.conn.clone())
     }
 
-    async fn prepare(&self, _op: Op, _task: &mut Self::Task) -> Result<(), BenchError> {
+    async fn prepare(&self, op: Op, task: &mut Self::Task) -> Result<(), BenchError> {
+        if needs_one(op) && task.keys.is_empty() {
+            self.login(op, task).await?;
+        }
         Ok(())
     }
 
@@ -226,17 +258,7 @@ impl Target for RawRedis {
                 if task.keys.len() >= self.login_budget.get() {
                     return Ok(false);
                 }
-                let id = fresh_id(&self.run, task.index, task.keys.len())?;
-                let key = format!("{}{id}", self.prefix);
-                let () = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&self.value)
-                    .arg("PX")
-                    .arg(self.ttl_ms)
-                    .query_async(&mut task.client)
-                    .await
-                    .map_err(fail)?;
-                task.keys.push(key);
+                self.login(op, task).await?;
             }
             Op::Validate => {
                 let key = next(&task.keys, &mut task.cursor, op)?;
@@ -345,6 +367,24 @@ impl RawSql {
     }
 }
 
+impl RawSql {
+    async fn login(&self, op: Op, task: &mut KeyTask<String, ()>) -> Result<(), BenchError> {
+        let id = fresh_id(&self.run, task.index, task.keys.len())?.to_string();
+        let stmt = self.statement(
+            &format!(
+                "INSERT INTO {} (id, body, expires_at) VALUES (?, ?, ?)",
+                self.table
+            ),
+            vec![id.clone().into(), self.body.clone().into(), 0_i64.into()],
+        );
+        self.db.execute_raw(stmt).await.map_err(|e| {
+            BenchError::new(format!("raw {:?}, {op}", self.db.get_database_backend()), e)
+        })?;
+        task.keys.push(id);
+        Ok(())
+    }
+}
+
 impl Target for RawSql {
     type Task = KeyTask<String, ()>;
 
@@ -356,7 +396,10 @@ impl Target for RawSql {
         KeyTask::new(index, ())
     }
 
-    async fn prepare(&self, _op: Op, _task: &mut Self::Task) -> Result<(), BenchError> {
+    async fn prepare(&self, op: Op, task: &mut Self::Task) -> Result<(), BenchError> {
+        if needs_one(op) && task.keys.is_empty() {
+            self.login(op, task).await?;
+        }
         Ok(())
     }
 
@@ -374,16 +417,7 @@ impl Target for RawSql {
                 if task.keys.len() >= self.login_budget.get() {
                     return Ok(false);
                 }
-                let id = fresh_id(&self.run, task.index, task.keys.len())?.to_string();
-                let stmt = self.statement(
-                    &format!(
-                        "INSERT INTO {} (id, body, expires_at) VALUES (?, ?, ?)",
-                        self.table
-                    ),
-                    vec![id.clone().into(), self.body.clone().into(), expires.into()],
-                );
-                self.db.execute_raw(stmt).await.map_err(fail)?;
-                task.keys.push(id);
+                self.login(op, task).await?;
             }
             Op::Validate => {
                 let id = next(&task.keys, &mut task.cursor, op)?;

@@ -71,6 +71,23 @@ impl Ours {
     fn context(&self, op: Op) -> String {
         format!("{} store, {op}", self.manager.store().capabilities().name)
     }
+
+    /// Logs a fresh user of `task` in and keeps the session, whatever the budget.
+    async fn login(&self, op: Op, task: &mut OursTask) -> Result<(), BenchError> {
+        let n = task.sessions.len();
+        let user = UserId::new(format!("{}-{}-{n}", self.run, task.index))
+            .map_err(BenchError::with("user id"))?;
+        let login = self
+            .manager
+            .login(&user, LoginRequest::new())
+            .await
+            .map_err(|e| BenchError::new(self.context(op), e))?;
+        task.sessions.push(Held {
+            id: login.session.id,
+            token: login.token,
+        });
+        Ok(())
+    }
 }
 
 impl Target for Ours {
@@ -92,6 +109,10 @@ impl Target for Ours {
     }
 
     async fn prepare(&self, op: Op, task: &mut OursTask) -> Result<(), BenchError> {
+        if needs_one(op) && task.sessions.is_empty() {
+            // The login row may have ended before this task's first turn.
+            return self.login(op, task).await;
+        }
         if op != Op::List10 || !task.list_users.is_empty() {
             return Ok(());
         }
@@ -116,18 +137,7 @@ impl Target for Ours {
                 if task.sessions.len() >= self.login_budget.get() {
                     return Ok(false);
                 }
-                let n = task.sessions.len();
-                let user = UserId::new(format!("{}-{}-{n}", self.run, task.index))
-                    .map_err(BenchError::with("user id"))?;
-                let login = self
-                    .manager
-                    .login(&user, LoginRequest::new())
-                    .await
-                    .map_err(fail)?;
-                task.sessions.push(Held {
-                    id: login.session.id,
-                    token: login.token,
-                });
+                self.login(op, task).await?;
             }
             Op::Validate => {
                 let held = next(&task.sessions, &mut task.cursor, op)?;
@@ -174,6 +184,14 @@ impl Target for Ours {
         }
         Ok(true)
     }
+}
+
+/// Whether every task needs at least one session (or key, or record) before a row of `op`:
+/// validate and refresh work on what login created, and a login row may end before some task
+/// ran at all (a short row, many tasks, a slow store). Revoke needs none: a task with nothing
+/// left to revoke stops.
+pub(crate) const fn needs_one(op: Op) -> bool {
+    matches!(op, Op::Validate | Op::Refresh)
 }
 
 /// The next item of `items`, round robin.

@@ -25,7 +25,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 use tower_sessions_sqlx_store::sqlx::postgres::PgPoolOptions;
 
 use crate::error::BenchError;
-use crate::ours::next;
+use crate::ours::{needs_one, next};
 use crate::target::{Budget, Op, Target};
 
 /// Lifetime of the peer's records: long enough for a run, short enough that leftovers expire
@@ -62,6 +62,24 @@ impl<S: SessionStore> Tower<S> {
             run: run.to_owned(),
             login_budget,
         }
+    }
+}
+
+impl<S: SessionStore> Tower<S> {
+    /// Creates a record for a fresh user of `task` and keeps it, whatever the budget.
+    async fn login(&self, op: Op, task: &mut TowerTask) -> Result<(), BenchError> {
+        let user = format!("{}-{}-{}", self.run, task.index, task.records.len());
+        let mut record = Record {
+            id: Id::default(),
+            data: HashMap::from([("user_id".to_owned(), serde_json::Value::from(user))]),
+            expiry_date: now() + LIFETIME,
+        };
+        self.store
+            .create(&mut record)
+            .await
+            .map_err(|e| BenchError::new(format!("{}, {op}", self.name), e))?;
+        task.records.push(record);
+        Ok(())
     }
 }
 
@@ -160,7 +178,10 @@ impl<S: SessionStore> Target for Tower<S> {
         }
     }
 
-    async fn prepare(&self, _op: Op, _task: &mut TowerTask) -> Result<(), BenchError> {
+    async fn prepare(&self, op: Op, task: &mut TowerTask) -> Result<(), BenchError> {
+        if needs_one(op) && task.records.is_empty() {
+            self.login(op, task).await?;
+        }
         Ok(())
     }
 
@@ -173,14 +194,7 @@ impl<S: SessionStore> Target for Tower<S> {
                 if task.records.len() >= self.login_budget.get() {
                     return Ok(false);
                 }
-                let user = format!("{}-{}-{}", self.run, task.index, task.records.len());
-                let mut record = Record {
-                    id: Id::default(),
-                    data: HashMap::from([("user_id".to_owned(), serde_json::Value::from(user))]),
-                    expiry_date: now() + LIFETIME,
-                };
-                self.store.create(&mut record).await.map_err(fail)?;
-                task.records.push(record);
+                self.login(op, task).await?;
             }
             Op::Validate => {
                 let record = next(&task.records, &mut task.cursor, op)?;

@@ -29,6 +29,14 @@ pub struct RowStats {
 }
 
 impl RowStats {
+    /// Whether every operation of the row succeeded. A row with failures has no meaningful
+    /// throughput (a task that fails fast can spin through the whole row), so reports show
+    /// its figures as missing.
+    #[must_use]
+    pub const fn is_clean(&self) -> bool {
+        self.errors == 0
+    }
+
     /// Completed operations per second.
     #[must_use]
     pub fn ops_per_sec(&self) -> f64 {
@@ -64,6 +72,11 @@ fn histogram() -> Result<Histogram<u64>, BenchError> {
 /// Runs `op` on `target` with one tokio task per state in `tasks`, each looping until
 /// `duration` has passed or it runs out of work. The states are handed back in order.
 ///
+/// Every task runs concurrently even when the target's operations never wait (an in-memory
+/// map): each task gives its worker back after a few operations (tokio's cooperative budget),
+/// untimed, so N tasks on fewer cores share them in turn instead of the first two running the
+/// whole row.
+///
 /// A failed operation does not stop the row: it is counted in [`RowStats::errors`] (and not
 /// timed), so a run reports every store's failures and still fills its table.
 ///
@@ -96,17 +109,23 @@ pub async fn run_row<T: Target>(
                         break;
                     }
                     match target.step(op, &mut task).await {
-                        Ok(true) => {}
+                        Ok(true) => {
+                            let took = begun.elapsed();
+                            latency.saturating_record(
+                                u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+                            );
+                            ops += 1;
+                        }
                         Ok(false) => break,
                         Err(error) => {
                             errors += 1;
                             first_error.get_or_insert(error);
-                            continue;
                         }
                     }
-                    let took = begun.elapsed();
-                    latency.saturating_record(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
-                    ops += 1;
+                    // Untimed. An operation that never waits (the memory targets) never hands
+                    // its worker back on its own: without this, the first tasks to start would
+                    // run the whole row while the others never start at all.
+                    tokio::task::consume_budget().await;
                 }
                 Ok::<_, BenchError>((task, latency, ops, errors, first_error, Instant::now()))
             })

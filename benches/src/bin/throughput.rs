@@ -275,8 +275,10 @@ async fn measure_store(
 ) -> Result<(), BenchError> {
     let total = if args.smoke { 2_000 } else { 1_000_000 };
     let mut redis_value = 0;
-    for &tasks in &args.tasks {
-        let run = format!("{run}-{kind}-{tasks}");
+    for (round, &tasks) in args.tasks.iter().enumerate() {
+        // The round too: `--tasks 16,16` must not log the same users in twice on a store
+        // that keeps its data between rounds.
+        let run = format!("{run}-{kind}-{round}x{tasks}");
         let ours_budget = budget(total, tasks);
         let opened = connect_ours(kind, servers).await?;
         let pool = opened.db.clone();
@@ -578,8 +580,14 @@ fn fmt_us(value: f64) -> String {
     }
 }
 
+/// The figures of a lane only when every one of its operations succeeded.
+fn clean(stats: Option<&RowStats>) -> Option<&RowStats> {
+    stats.filter(|s| s.is_clean())
+}
+
+/// `ours` over `other` in ops/s; `None` when either is missing or had failures.
 fn ratio(ours: Option<&RowStats>, other: Option<&RowStats>) -> Option<f64> {
-    let (ours, other) = (ours?, other?);
+    let (ours, other) = (clean(ours)?, clean(other)?);
     let base = other.ops_per_sec();
     (base > 0.0).then(|| ours.ops_per_sec() / base)
 }
@@ -628,7 +636,7 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &report.rows {
-        let (rate, p50, p99) = match &row.ours {
+        let (rate, p50, p99) = match clean(row.ours.as_ref()) {
             Some(s) => (
                 fmt_rate(s.ops_per_sec()),
                 fmt_us(s.latency_us(0.5)),
@@ -636,16 +644,11 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
             ),
             None => ("—".to_owned(), "—".to_owned(), "—".to_owned()),
         };
-        let limit = row
-            .limit
-            .as_ref()
-            .map_or("—".to_owned(), |s| fmt_rate(s.ops_per_sec()));
+        let limit =
+            clean(row.limit.as_ref()).map_or("—".to_owned(), |s| fmt_rate(s.ops_per_sec()));
         let pct = ratio(row.ours.as_ref(), row.limit.as_ref())
             .map_or("—".to_owned(), |r| format!("{:.0} %", r * 100.0));
-        let peer = row
-            .peer
-            .as_ref()
-            .map_or("—".to_owned(), |s| fmt_rate(s.ops_per_sec()));
+        let peer = clean(row.peer.as_ref()).map_or("—".to_owned(), |s| fmt_rate(s.ops_per_sec()));
         let times = ratio(row.ours.as_ref(), row.peer.as_ref())
             .map_or("—".to_owned(), |r| format!("{r:.2}×"));
         let _ = writeln!(
@@ -663,7 +666,10 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
          `MemoryStore`, `tower-sessions-redis-store` 0.16 (fred pool of 6), \
          `tower-sessions-sqlx-store` 0.15 `PostgresStore` (pool of 10): create for login, load \
          for validate, save for refresh, delete for revoke; no equivalent for list. Logins use a \
-         fresh user each; validate runs right after login (no sliding-expiry write).",
+         fresh user each; validate runs right after login (no sliding-expiry write). A figure \
+         whose lane had any failed operation is shown as — (and so are the ratios built on it): \
+         failed operations never count as throughput, and a row with failures has no meaningful \
+         rate; the failures are listed under Errors.",
         RawMemory::value_size()
     );
 
@@ -748,21 +754,30 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
             out,
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
+        let figures = |stats: &RowStats| {
+            if stats.is_clean() {
+                [
+                    fmt_rate(stats.ops_per_sec()),
+                    fmt_us(stats.latency_us(0.5)),
+                    fmt_us(stats.latency_us(0.99)),
+                ]
+                .join(" | ")
+            } else {
+                "— | — | —".to_owned()
+            }
+        };
         for f in &report.flatness {
-            let r = f.at_large.ops_per_sec() / f.at_small.ops_per_sec().max(f64::MIN_POSITIVE);
+            let r = ratio(Some(&f.at_large), Some(&f.at_small))
+                .map_or("—".to_owned(), |r| format!("{r:.2}"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {r:.2} |",
+                "| {} | {} | {} | {} | {} | {} | {r} |",
                 f.store,
                 f.tasks,
                 fmt_rate(session_benches_f64_usize(f.small)),
-                fmt_rate(f.at_small.ops_per_sec()),
-                fmt_us(f.at_small.latency_us(0.5)),
-                fmt_us(f.at_small.latency_us(0.99)),
+                figures(&f.at_small),
                 fmt_rate(session_benches_f64_usize(f.large)),
-                fmt_rate(f.at_large.ops_per_sec()),
-                fmt_us(f.at_large.latency_us(0.5)),
-                fmt_us(f.at_large.latency_us(0.99)),
+                figures(&f.at_large),
             );
         }
     }
@@ -808,12 +823,24 @@ fn targets(report: &Report, args: &Args) -> Vec<String> {
             None if !measured || !args.stores.contains(&store) => {
                 lines.push(format!("{name}: not measured in this run"));
             }
+            None if row.is_some() => {
+                lines.push(format!(
+                    "{name}: not measured (operations failed, see Errors)"
+                ));
+            }
             None => lines.push(format!("{name}: not measured")),
         }
     }
     let mut compared = Vec::new();
     let mut worst: Option<(f64, String)> = None;
+    let mut failed = Vec::new();
     for row in report.rows.iter().filter(|r| r.tasks == tasks) {
+        if row.ours.is_some()
+            && row.peer.is_some()
+            && ratio(row.ours.as_ref(), row.peer.as_ref()).is_none()
+        {
+            failed.push(format!("{} {}", row.store, row.op));
+        }
         if let Some(r) = ratio(row.ours.as_ref(), row.peer.as_ref()) {
             compared.push(format!("{} {} {r:.2}×", row.store, row.op));
             if worst.as_ref().is_none_or(|(w, _)| r < *w) {
@@ -824,13 +851,19 @@ fn targets(report: &Report, args: &Args) -> Vec<String> {
     let name = format!(
         "every store beats or matches (≥ 0.95×) its tower-sessions peer on every compared operation at {tasks} tasks"
     );
+    let not_compared = if failed.is_empty() {
+        String::new()
+    } else {
+        format!("; not compared, operations failed: {}", failed.join(", "))
+    };
     match worst {
         Some((w, at)) => lines.push(format!(
-            "{name}: {} (lowest: {at} {w:.2}×; {})",
-            verdict(w >= 0.95),
+            "{name}: {} (lowest: {at} {w:.2}×; {}{not_compared})",
+            verdict(w >= 0.95 && failed.is_empty()),
             compared.join(", ")
         )),
-        None => lines.push(format!("{name}: not measured in this run")),
+        None if failed.is_empty() => lines.push(format!("{name}: not measured in this run")),
+        None => lines.push(format!("{name}: not measured{not_compared}")),
     }
     let name = "memory store at most 300 bytes per session beyond the app data";
     match report.memory_bytes_per_session {
