@@ -73,9 +73,9 @@ fn histogram() -> Result<Histogram<u64>, BenchError> {
 /// `duration` has passed or it runs out of work. The states are handed back in order.
 ///
 /// Every task runs concurrently even when the target's operations never wait (an in-memory
-/// map): each task gives its worker back after a few operations (tokio's cooperative budget),
-/// untimed, so N tasks on fewer cores share them in turn instead of the first two running the
-/// whole row.
+/// map): each task gives its worker back at least every 128 operations (tokio's cooperative
+/// budget), untimed, so N tasks on fewer cores share them in turn instead of the first two
+/// running the whole row.
 ///
 /// A failed operation does not stop the row: it is counted in [`RowStats::errors`] (and not
 /// timed), so a run reports every store's failures and still fills its table.
