@@ -34,8 +34,10 @@ pub(crate) struct Sql {
     pub(crate) evict_and_insert: String,
     /// PostgreSQL: the per-user transaction lock. MySQL: the per-user lock row.
     pub(crate) lock_user: String,
-    /// MySQL: the live sessions past the newest `?`, locked, newest first.
-    pub(crate) over_cap_for_update: String,
+    /// MySQL: the live sessions past the newest `?`, newest first. A plain read: the per-user
+    /// lock row already serializes the user's logins, and `FOR UPDATE` would take gap locks on
+    /// the `user_id` index that deadlock with other users' inserts.
+    pub(crate) over_cap: String,
     pub(crate) touch: String,
     /// SQLite and PostgreSQL: the compare-and-swap with `RETURNING`.
     pub(crate) rotate_returning: String,
@@ -108,9 +110,9 @@ impl Sql {
             )),
             insert: p(insert),
             lock_user: p(lock_user),
-            over_cap_for_update: p(format!(
+            over_cap: p(format!(
                 "SELECT id FROM {t} WHERE user_id = ? AND {LIVE} \
-                 ORDER BY created_at DESC, id DESC {over_cap} FOR UPDATE"
+                 ORDER BY created_at DESC, id DESC {over_cap}"
             )),
             touch: p(format!(
                 "UPDATE {t} SET last_active_at = ?, \

@@ -28,7 +28,18 @@ pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many times in all a statement or login transaction that the database aborted as a
 /// deadlock victim (or serialization failure) is run before [`Error::Unavailable`] is returned.
-const ATTEMPTS: u32 = 5;
+const ATTEMPTS: u32 = 8;
+
+/// The pause before attempt `attempt + 1`: grows with the attempt, with up to 5 ms of jitter so
+/// two transactions that deadlocked do not collide again in step.
+fn retry_pause(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let jitter = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        % 5_000;
+    Duration::from_millis(5 * u64::from(attempt)) + Duration::from_micros(jitter)
+}
 
 /// A session store on a SQL database through sea-orm: SQLite (the embedded default), PostgreSQL,
 /// or MySQL/MariaDB, chosen by the connection.
@@ -249,7 +260,7 @@ impl DbStore {
     async fn retry_or_fail(&self, error: DbErr, attempt: &mut u32) -> Result<(), Error> {
         if *attempt < ATTEMPTS && kind(self.dialect, &error) == Kind::Retry {
             tracing::debug!(attempt = *attempt, %error, "statement lost a deadlock; running it again");
-            tokio::time::sleep(Duration::from_millis(5 * u64::from(*attempt))).await;
+            tokio::time::sleep(retry_pause(*attempt)).await;
             *attempt += 1;
             return Ok(());
         }
@@ -345,8 +356,9 @@ impl DbStore {
         }
     }
 
-    /// MySQL/MariaDB: no `UPDATE … RETURNING`, so the sessions over the cap are selected (and
-    /// locked) first, then revoked by id.
+    /// MySQL/MariaDB: no `UPDATE … RETURNING`, so the sessions over the cap are selected first
+    /// (under the user's lock row, so no other login of the user runs meanwhile; the read is the
+    /// transaction's snapshot, taken after the lock), then revoked by id.
     async fn create_capped_mysql(
         &self,
         record: &SessionRecord,
@@ -359,7 +371,7 @@ impl DbStore {
         self.lock_user(&tx, &record.user_id).await?;
         let rows = tx
             .query_all_raw(self.statement(
-                &self.sql.over_cap_for_update,
+                &self.sql.over_cap,
                 vec![
                     self.dialect.user(&record.user_id),
                     self.time(now),
@@ -544,7 +556,7 @@ impl DbStore {
                 Err(CreateError::Db(error)) => {
                     if attempt < ATTEMPTS && kind(self.dialect, &error) == Kind::Retry {
                         tracing::debug!(attempt, %error, "login transaction conflicted; running it again");
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                        tokio::time::sleep(retry_pause(attempt)).await;
                         attempt += 1;
                         continue;
                     }
