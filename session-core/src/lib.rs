@@ -19,7 +19,8 @@
 //! |---|---|
 //! | tokens never at rest in plaintext | stores receive [`TokenHash`] only |
 //! | one winner among concurrent refreshes of a token | [`SessionStore::rotate`] is a compare-and-swap |
-//! | reuse of a rotated token revokes the session | [`SessionManager::refresh`] |
+//! | reuse of the previous token revokes the session; a made-up token revokes nothing | [`SessionManager::refresh`] |
+//! | two tabs refreshing at once both end up with the winner's token | [`RotationKey`] and the grace window |
 //! | the per-user cap holds under concurrent logins | [`SessionStore::create`] evicts in the same step |
 //! | a store outage is never "logged out" | [`Error::Unavailable`] is distinct from [`Error::NotFound`] |
 //! | bad input gets a typed error, never a panic | [`InputError`], [`TokenError`] |
