@@ -64,7 +64,9 @@ impl fmt::Debug for RoutingTag {
     }
 }
 
-/// A session id: a [`RoutingTag`] and a random 122-bit UUID (v4).
+/// A session id: a [`RoutingTag`] and a random 122-bit UUID (v4, from a userspace CSPRNG seeded
+/// by the OS: an id is not the credential, the refresh token's secret is, and that comes from
+/// the OS RNG directly).
 ///
 /// Its text form is 36 lowercase hexadecimal characters: the tag's 4, then the UUID's 32. The text
 /// order equals the [`Ord`] order. An id is not a secret credential by itself (the refresh token's
