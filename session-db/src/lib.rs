@@ -58,8 +58,8 @@
 //! |---|---|---|---|
 //! | `find` | 1 `SELECT` | 1 | 1 |
 //! | `create`, no cap | 1 `INSERT` | 1 | 1 |
-//! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 4: `BEGIN`, advisory lock, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted) |
-//! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 4: `BEGIN`, advisory lock, the same `INSERT … SELECT`, `COMMIT` | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
+//! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 5: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`, advisory lock, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted) |
+//! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 5: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`, advisory lock, the same `INSERT … SELECT`, `COMMIT` | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
 //! | `touch` | 1 `UPDATE` | 1 | 1 |
 //! | `rotate`, won | 1 `UPDATE … RETURNING` | 1 | 2: `SELECT`, `UPDATE` (compare-and-swap on hash and generation) |
 //! | `rotate`, rejected | 2: the `UPDATE`, then `SELECT` | 2 | 1 `SELECT`; 3 if another call changed the record between the two |

@@ -328,7 +328,7 @@ impl DbStore {
                 Ok(CreateOutcome::Created { evicted })
             }
             (Dialect::Postgres, LimitMode::Reject) => {
-                let tx = self.db.begin().await?;
+                let tx = self.begin_read_committed().await?;
                 self.lock_user(&tx, &record.user_id).await?;
                 let inserted = tx
                     .execute_raw(self.below_cap(values, &record.user_id, now, max))
@@ -338,7 +338,7 @@ impl DbStore {
                 Ok(created_or_rejected(inserted))
             }
             (Dialect::Postgres, _) => {
-                let tx = self.db.begin().await?;
+                let tx = self.begin_read_committed().await?;
                 self.lock_user(&tx, &record.user_id).await?;
                 let mut params = self.evict_values(&record.user_id, now, keep_newest);
                 params.extend_from_slice(values);
@@ -400,6 +400,20 @@ impl DbStore {
             .await?;
         tx.commit().await?;
         Ok(CreateOutcome::Created { evicted: over_cap })
+    }
+
+    /// A PostgreSQL transaction at READ COMMITTED whatever the server's default: each statement
+    /// then sees what committed before it started, so the counting statement that follows the
+    /// user's advisory lock sees every login that held the lock before. (Under REPEATABLE READ
+    /// the snapshot would date from before the lock wait, and two logins could both see room
+    /// under the cap.)
+    async fn begin_read_committed(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                isolation_level: Some(sea_orm::IsolationLevel::ReadCommitted),
+                ..TransactionOptions::default()
+            })
+            .await
     }
 
     async fn lock_user(&self, tx: &DatabaseTransaction, user: &UserId) -> Result<(), DbErr> {
