@@ -226,13 +226,34 @@ pub(crate) fn redact_url(url: &str) -> String {
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    // Drivers also take passwords as query parameters (`?password=…`, `?sslpassword=…`).
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = query
+                .split_once('#')
+                .map_or((query, None), |(q, f)| (q, Some(f)));
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+            format!("{path}?{}{fragment}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 fn out_of_range(field: &'static str, value: impl fmt::Debug, allowed: &'static str) -> ConfigError {
@@ -475,6 +496,14 @@ mod tests {
             "postgres://u:***@h:5432/db?x=1"
         );
         assert_eq!(redact_url("mysql://u@h/db"), "mysql://u@h/db");
+        assert_eq!(
+            redact_url("postgres://app@db/app?sslmode=require&password=hunter2#x"),
+            "postgres://app@db/app?sslmode=require&password=***#x"
+        );
+        assert_eq!(
+            redact_url("postgres://db/app?user=a&sslpassword=s3"),
+            "postgres://db/app?user=a&sslpassword=***"
+        );
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
         let config = DbConfig::new().with_url("mysql://root:hunter2@127.0.0.1/test");
         assert!(!format!("{config:?}").contains("hunter2"));

@@ -64,7 +64,10 @@ fn postgres_kind(sqlstate: &str) -> Kind {
         // lock_not_available (a lock timeout ran out), admin_shutdown (pg_terminate_backend),
         // crash_shutdown, cannot_connect_now, too_many_connections, and the whole
         // connection_exception class.
-        "55P03" | "57P01" | "57P02" | "57P03" | "53300" => Kind::Unavailable,
+        // query_canceled (a server-side statement_timeout ran out) and the whole
+        // insufficient_resources class (53xxx) say "not now", not "wrong".
+        "55P03" | "57P01" | "57P02" | "57P03" | "57014" => Kind::Unavailable,
+        s if s.starts_with("53") => Kind::Unavailable,
         s if s.starts_with("08") => Kind::Unavailable,
         _ => Kind::Backend,
     }
@@ -76,8 +79,10 @@ fn mysql_kind(sqlstate: &str, number: Option<u16>) -> Kind {
         // ER_LOCK_DEADLOCK
         Some(1213) => Kind::Retry,
         // ER_LOCK_WAIT_TIMEOUT, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED
-        // (MariaDB), ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
-        Some(1205 | 1040 | 1053 | 1927 | 4031) => Kind::Unavailable,
+        // (MariaDB), ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8), and the server-side statement
+        // time limits: ER_QUERY_TIMEOUT (MySQL 8 `max_execution_time`) and
+        // ER_STATEMENT_TIMEOUT (MariaDB `max_statement_time`)
+        Some(1205 | 1040 | 1053 | 1927 | 4031 | 3024 | 1969) => Kind::Unavailable,
         _ if sqlstate == "40001" => Kind::Retry,
         _ if sqlstate.starts_with("08") => Kind::Unavailable,
         _ => Kind::Backend,
@@ -125,6 +130,10 @@ mod tests {
     #[test]
     fn sqlstates() {
         assert_eq!(postgres_kind("40P01"), Kind::Retry);
+        assert_eq!(postgres_kind("57014"), Kind::Unavailable);
+        assert_eq!(postgres_kind("53200"), Kind::Unavailable);
+        assert_eq!(mysql_kind("HY000", Some(3024)), Kind::Unavailable);
+        assert_eq!(mysql_kind("70100", Some(1969)), Kind::Unavailable);
         assert_eq!(postgres_kind("55P03"), Kind::Unavailable);
         assert_eq!(postgres_kind("57P01"), Kind::Unavailable);
         assert_eq!(postgres_kind("08006"), Kind::Unavailable);
