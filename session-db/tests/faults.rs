@@ -10,15 +10,14 @@
 
 mod support;
 
+use session_conformance::scenarios::record_at;
+
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use session_core::time::OffsetDateTime;
 use session_core::time::macros::datetime;
-use session_core::{
-    DeviceInfo, Error, LimitMode, SessionId, SessionLimit, SessionRecord, SessionStore, TokenHash,
-    UserId,
-};
+use session_core::{Error, LimitMode, SessionLimit, SessionRecord, SessionStore, UserId};
 use session_db::DbStore;
 use session_db::sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
 use support::Backend;
@@ -26,22 +25,7 @@ use support::Backend;
 const NOW: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
 
 fn record(user: &str) -> SessionRecord {
-    let user = UserId::new(user).unwrap();
-    SessionRecord {
-        id: SessionId::generate(&user),
-        user_id: user,
-        created_at: NOW,
-        last_active_at: NOW,
-        idle_expires_at: NOW + time::Duration::hours(1),
-        absolute_expires_at: NOW + time::Duration::days(1),
-        token_hash: TokenHash::from_bytes([9; 32]),
-        generation: 0,
-        previous_token_hash: None,
-        rotated_at: None,
-        revoked: None,
-        device: DeviceInfo::new(),
-        data: None,
-    }
+    record_at(&UserId::new(user).unwrap(), NOW)
 }
 
 fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, Error>) {

@@ -10,6 +10,8 @@
 
 mod support;
 
+use session_conformance::scenarios::record_at;
+
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::{NonZeroU32, NonZeroUsize};
 
@@ -25,22 +27,7 @@ use support::Backend;
 const NOW: OffsetDateTime = datetime!(2030-06-15 12:34:56.789012 UTC);
 
 fn record(user: &str, at: OffsetDateTime) -> SessionRecord {
-    let user = UserId::new(user).unwrap();
-    SessionRecord {
-        id: SessionId::generate(&user),
-        user_id: user,
-        created_at: at,
-        last_active_at: at,
-        idle_expires_at: at + time::Duration::hours(1),
-        absolute_expires_at: at + time::Duration::days(1),
-        token_hash: TokenHash::from_bytes([7; 32]),
-        generation: 0,
-        previous_token_hash: None,
-        rotated_at: None,
-        revoked: None,
-        device: DeviceInfo::new(),
-        data: None,
-    }
+    record_at(&UserId::new(user).unwrap(), at)
 }
 
 /// A record with every optional column set and awkward values in each.
