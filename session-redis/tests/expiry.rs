@@ -75,12 +75,7 @@ async fn keys_expire_and_indexes_stay_bounded() {
         assert!(*ttl > 0, "{key} has no TTL ({ttl})");
         assert!(*ttl <= 3_600_001, "{key} lives too long ({ttl} ms)");
     }
-    let index = |user: &UserId| {
-        format!(
-            "{prefix}{{{}}}:u:{user}",
-            session_core::RoutingTag::for_user(user)
-        )
-    };
+    let index = |user: &UserId| support::index_key(&prefix, user);
     let members: i64 = redis::cmd("ZCARD")
         .arg(index(&mixed))
         .query_async(&mut admin)
@@ -155,12 +150,7 @@ async fn touch_and_rotate_move_the_ttl_within_the_absolute_cap() {
         .create(record.clone(), SessionLimit::UNLIMITED)
         .await
         .unwrap();
-    let key = format!(
-        "{}{{{}}}:s:{}",
-        config.key_prefix,
-        record.id.tag(),
-        record.id
-    );
+    let key = support::session_key(&config.key_prefix, &record.id);
     let pttl = |admin: &mut redis::aio::MultiplexedConnection| {
         let key = key.clone();
         let mut admin = admin.clone();

@@ -21,33 +21,17 @@ use std::time::Duration;
 use session_core::time::macros::datetime;
 use session_core::time::{self, OffsetDateTime};
 use session_core::{
-    CreateOutcome, LimitMode, RevokeReason, RoutingTag, SessionId, SessionLimit, SessionRecord,
-    SessionStore, UserId,
+    CreateOutcome, LimitMode, RevokeReason, SessionId, SessionLimit, SessionRecord, SessionStore,
+    UserId,
 };
 use session_redis::RedisStore;
-use support::Topo;
+use support::{Topo, admin, index_key, session_key};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MICRO: time::Duration = time::Duration::microseconds(1);
 
 fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
     records.iter().map(|r| r.id).collect()
-}
-
-async fn admin() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(("127.0.0.1", 6379))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-fn index_key(prefix: &str, user: &UserId) -> String {
-    format!("{prefix}{{{}}}:u:{user}", RoutingTag::for_user(user))
-}
-
-fn session_key(prefix: &str, id: &SessionId) -> String {
-    format!("{prefix}{{{}}}:s:{id}", id.tag())
 }
 
 async fn members(admin: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {

@@ -15,7 +15,7 @@ mod support;
 use std::time::Duration;
 
 use session_core::time::macros::datetime;
-use session_core::{AppData, DeviceInfo, RoutingTag, SessionLimit, SessionStore, UserId};
+use session_core::{AppData, DeviceInfo, SessionLimit, SessionStore, UserId};
 use session_redis::RedisStore;
 
 const USERS: usize = 100;
@@ -72,10 +72,7 @@ async fn memory_per_session() {
     let mut index_keys = Vec::new();
     for u in 0..USERS {
         let user = UserId::new(format!("user-{u:04}@example.com")).unwrap();
-        index_keys.push(format!(
-            "{prefix}{{{}}}:u:{user}",
-            RoutingTag::for_user(&user)
-        ));
+        index_keys.push(support::index_key(&prefix, &user));
         for n in 0..PER_USER {
             let mut record = support::record(
                 &user,
@@ -87,10 +84,7 @@ async fn memory_per_session() {
             if u % 2 == 1 {
                 record.device = device.clone();
             }
-            session_keys.push((
-                u % 2 == 1,
-                format!("{prefix}{{{}}}:s:{}", record.id.tag(), record.id),
-            ));
+            session_keys.push((u % 2 == 1, support::session_key(&prefix, &record.id)));
             store.create(record, SessionLimit::UNLIMITED).await.unwrap();
         }
     }

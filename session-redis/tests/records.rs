@@ -20,22 +20,10 @@ use session_core::{
     AppData, Error, InputError, LoginRequest, RevokeReason, RotateOutcome, Rotation, RoutingTag,
     SessionConfig, SessionId, SessionLimit, SessionManager, SessionStore, TokenHash, UserId,
 };
-use support::Topo;
+use support::{Topo, admin, index_key, session_key};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MIB: usize = 1024 * 1024;
-
-async fn admin() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(("127.0.0.1", 6379))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-fn session_key(prefix: &str, id: &SessionId) -> String {
-    format!("{prefix}{{{}}}:s:{id}", id.tag())
-}
 
 /// A JSON string of exactly `len` bytes.
 fn json_of_len(len: usize) -> AppData {
@@ -98,7 +86,7 @@ async fn a_damaged_record_is_a_backend_error() {
     let mut admin = admin().await;
     let now = datetime!(2040-06-01 12:00 UTC);
     let user = UserId::new("damaged").unwrap();
-    let index = format!("{prefix}{{{}}}:u:{user}", RoutingTag::for_user(&user));
+    let index = index_key(&prefix, &user);
 
     // Only a garbage field; a whole record without its idle expiry; one whose idle expiry is
     // not a number.

@@ -20,6 +20,7 @@
 
 use std::time::Duration;
 
+use session_core::{RoutingTag, SessionId, UserId};
 use session_redis::{ClusterConfig, RedisConfig, RedisStore, SentinelConfig};
 
 /// The topologies the tests run against.
@@ -287,4 +288,23 @@ pub async fn keys_with_ttl(
         }
         cursor = next;
     }
+}
+
+/// The key of a session's hash under `prefix` (the layout the crate docs describe).
+pub fn session_key(prefix: &str, id: &SessionId) -> String {
+    format!("{prefix}{{{}}}:s:{id}", id.tag())
+}
+
+/// The key of a user's index under `prefix`.
+pub fn index_key(prefix: &str, user: &UserId) -> String {
+    format!("{prefix}{{{}}}:u:{user}", RoutingTag::for_user(user))
+}
+
+/// A plain connection to the standalone server, for inspecting what the store wrote.
+pub async fn admin() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(("127.0.0.1", 6379))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
 }
