@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use session_core::{
-    LoginRequest, RevokeReason, RotateOutcome, Rotation, SessionLimit, SessionStore,
+    Error, Login, LoginRequest, Refreshed, RevokeReason, RotateOutcome, Rotation, SessionLimit,
+    SessionManager, SessionStore, UserId,
 };
 
 use super::store_ops::record_at;
@@ -34,23 +35,34 @@ async fn join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
         .collect()
 }
 
+/// Logs `user` in, then refreshes its token from [`TASKS`] tasks at once. Returns the login and
+/// every refresh's result.
+async fn refresh_race(
+    manager: &SessionManager,
+    user: &UserId,
+) -> (Login, Vec<Result<Refreshed, Error>>) {
+    let login = manager.login(user, LoginRequest::new()).await.unwrap();
+    let text = login.token.expose_secret().to_owned();
+    let results = join(spawn_all((0..TASKS).map(|_| {
+        let manager = manager.clone();
+        let text = text.clone();
+        async move { manager.refresh(&text).await }
+    })))
+    .await;
+    (login, results)
+}
+
 /// 32 concurrent refreshes of one token: exactly one wins. Without a grace window the losers
 /// presented a rotated token, so the session ends revoked for reuse.
 pub async fn race_refresh_exactly_one_wins(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
     let manager = h.manager(Harness::config());
     for round in 0..ROUNDS {
-        let login = manager
-            .login(&h.user(&format!("race-{round}")), LoginRequest::new())
-            .await
-            .unwrap();
-        let text = login.token.expose_secret().to_owned();
-        let results = join(spawn_all((0..TASKS).map(|_| {
-            let manager = manager.clone();
-            let text = text.clone();
-            async move { manager.refresh(&text).await.map(|r| r.session.generation) }
-        })))
-        .await;
+        let (login, results) = refresh_race(&manager, &h.user(&format!("race-{round}"))).await;
+        let results: Vec<Result<u64, Error>> = results
+            .into_iter()
+            .map(|r| r.map(|refreshed| refreshed.session.generation))
+            .collect();
         let winners: Vec<u64> = results
             .iter()
             .filter_map(|r| r.as_ref().ok().copied())
@@ -77,17 +89,10 @@ pub async fn race_refresh_with_grace_keeps_session(store: Arc<dyn SessionStore>)
     let h = Harness::new(store);
     let manager = h.manager(Harness::config().with_reuse_grace(Duration::from_secs(10)));
     for round in 0..ROUNDS {
-        let login = manager
-            .login(&h.user(&format!("grace-{round}")), LoginRequest::new())
-            .await
-            .unwrap();
-        let text = login.token.expose_secret().to_owned();
-        let results = join(spawn_all((0..TASKS).map(|_| {
-            let manager = manager.clone();
-            let text = text.clone();
-            async move { manager.refresh(&text).await.map(|r| r.token) }
-        })))
-        .await;
+        let (_, results) = refresh_race(&manager, &h.user(&format!("grace-{round}"))).await;
+        let results = results
+            .into_iter()
+            .map(|r| r.map(|refreshed| refreshed.token));
         let mut winners = Vec::new();
         for result in results {
             match result {
@@ -115,22 +120,15 @@ pub async fn race_refresh_with_key_all_get_one_token(store: Arc<dyn SessionStore
             .with_rotation_key(Some(Harness::rotation_key())),
     );
     for round in 0..ROUNDS {
-        let login = manager
-            .login(&h.user(&format!("key-{round}")), LoginRequest::new())
-            .await
-            .unwrap();
-        let text = login.token.expose_secret().to_owned();
-        let results = join(spawn_all((0..TASKS).map(|_| {
-            let manager = manager.clone();
-            let text = text.clone();
-            async move {
-                manager
-                    .refresh(&text)
-                    .await
-                    .map(|r| (r.token.expose_secret().to_owned(), r.session.generation))
-            }
-        })))
-        .await;
+        let (_, results) = refresh_race(&manager, &h.user(&format!("key-{round}"))).await;
+        let results = results.into_iter().map(|r| {
+            r.map(|refreshed| {
+                (
+                    refreshed.token.expose_secret().to_owned(),
+                    refreshed.session.generation,
+                )
+            })
+        });
         let answers: HashSet<(String, u64)> = results
             .into_iter()
             .map(|r| r.unwrap_or_else(|e| panic!("round {round}: {e}")))
