@@ -36,6 +36,17 @@ fn fresh_hash(id: SessionId) -> TokenHash {
     RefreshToken::generate(id).unwrap().hash()
 }
 
+/// The ids the bare store lists for `user` at `now`, in its order.
+async fn listed_at(
+    store: &dyn SessionStore,
+    user: &UserId,
+    now: OffsetDateTime,
+    limit: NonZeroUsize,
+) -> Vec<SessionId> {
+    let listed = store.list(user, now, limit).await.unwrap();
+    listed.iter().map(|r| r.id).collect()
+}
+
 async fn create(store: &dyn SessionStore, record: &SessionRecord) {
     let outcome = store
         .create(record.clone(), SessionLimit::UNLIMITED)
@@ -228,26 +239,12 @@ pub async fn store_list_honours_now_and_limit(store: Arc<dyn SessionStore>) {
     }
     let two = NonZeroUsize::new(2).unwrap();
     let at = START + Duration::minutes(10);
-    let listed: Vec<SessionId> = h
-        .store
-        .list(&user, at, two)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_at(h.store.as_ref(), &user, at, two).await;
     assert_eq!(listed, vec![ids[3], ids[2]]);
     // 61 minutes in, the first two have passed their idle expiry.
     let at = START + Duration::minutes(61);
     let all = NonZeroUsize::new(100).unwrap();
-    let listed: Vec<SessionId> = h
-        .store
-        .list(&user, at, all)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_at(h.store.as_ref(), &user, at, all).await;
     assert_eq!(listed, vec![ids[3], ids[2]]);
     let limit = SessionLimit::new(
         NonZeroU32::new(2).unwrap(),
@@ -283,14 +280,7 @@ pub async fn store_out_of_order_calls_keep_sessions_covered(store: Arc<dyn Sessi
             .unwrap()
     );
     let all = NonZeroUsize::new(10).unwrap();
-    let listed: Vec<SessionId> = h
-        .store
-        .list(&user, early, all)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let listed: Vec<SessionId> = listed_at(h.store.as_ref(), &user, early, all).await;
     assert_eq!(listed, vec![t.id, s.id], "the extended session is listed");
     let revoked = h
         .store
