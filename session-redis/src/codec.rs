@@ -1,31 +1,37 @@
-//! The stored form of a record: a Redis hash with one short field per value.
+//! The stored form of a record: one Redis string, a fixed binary header the scripts read and
+//! patch in place, then a tail only Rust reads.
 //!
-//! A hash lets the scripts read and change single fields (a touch writes two of them) instead of
-//! rewriting the record. Instants are microseconds since the Unix epoch in decimal text: the
-//! scripts compare them as Lua numbers, exact below 2^53 µs (years 1685 to 2255), and never
-//! format them back, so no precision is lost. Token hashes are their 32 raw bytes.
+//! One string makes a read one `GET` whose reply is one bulk string, decoded without parsing
+//! text; the scripts read the header with `GETRANGE` and change it with one `SETRANGE`, so a
+//! touch or a rotation never rewrites the app data. All integers are little-endian; instants are
+//! signed microseconds since the Unix epoch, which the scripts handle as Lua numbers, exact below
+//! 2^53 µs (years 1685 to 2255: [`micros`] refuses instants beyond).
 //!
-//! | field | value | present |
-//! |---|---|---|
-//! | `u` | user id | always |
-//! | `c`, `l`, `i`, `a` | created, last active, idle expiry, absolute expiry (µs) | always |
-//! | `t` | current token hash | always |
-//! | `g` | generation | always |
-//! | `p`, `r` | previous token hash, rotated at (µs) | after a rotation |
-//! | `v`, `w` | revoked at (µs), reason code | once revoked |
-//! | `ua`, `ip`, `dn` | user agent, IP address, device name | when given |
-//! | `d` | app data (JSON text) | when given |
+//! | offset | bytes | field |
+//! |---:|---:|---|
+//! | 0 | 1 | format version ([`VERSION`]) |
+//! | 1 | 8 | idle expiry (µs) |
+//! | 9 | 8 | last active (µs) |
+//! | 17 | 32 | current token hash |
+//! | 49 | 1 | flags: bit 0 a previous token hash is present, bit 1 a rotation instant is |
+//! | 50 | 32 | previous token hash (zeros when absent) |
+//! | 82 | 8 | rotated at (µs; 0 when absent) |
+//! | 90 | 8 | generation (unsigned) |
+//! | 98 | 8 | absolute expiry (µs) |
+//! | 106 | 1 | revocation reason code (0: not revoked; see [`reason_code`]) |
+//! | 107 | 8 | revoked at (µs; 0 when not revoked) |
+//! | 115 | 8 | created at (µs) |
+//! | 123 | 2 + n | user id: length, then its UTF-8 bytes |
+//! | | 1 | tail flags: bit 0 user agent, 1 IP address, 2 device name, 3 app data |
+//! | | 4 + n | user agent, when present: length, then UTF-8 |
+//! | | 1 + 4/16 | IP address, when present: 4 or 6, then its octets |
+//! | | 4 + n | device name, when present: length, then UTF-8 |
+//! | | 4 + n | app data, when present: length, then its JSON text |
 //!
-//! Values longer than 64 bytes (app data, user agent, device name) are split into chunks under
-//! numbered fields (`d`, `d1`, `d2`, ...). A value of at most 6 KiB is split into 64-byte
-//! chunks: with Redis' default `hash-max-listpack-value 64` and `hash-max-listpack-entries 128`,
-//! the hash then keeps the compact listpack encoding (at most 96 chunks plus 24 other fields),
-//! about half the memory of the hashtable encoding one long value would force. A longer value
-//! would overflow the listpack anyway, so it is split into 64 KiB chunks: few fields (256 for
-//! the manager's 16 MiB bound) instead of hundreds of thousands. The reader joins the chunks
-//! whatever their size.
+//! The fields a touch writes (idle expiry, last active) and those a rotation writes (those two up
+//! to the generation) are contiguous, so each is one `SETRANGE`; a revocation writes bytes 106 to
+//! 114. `scripts/common.lua` holds the same offsets (a test compares them).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use session_core::{
@@ -35,289 +41,325 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 
-/// The largest magnitude of microseconds a Lua number (a double) holds exactly.
-const MAX_EXACT_MICROS: i64 = 1 << 53;
+/// The format version in byte 0; a record of another version is refused as damaged.
+pub(crate) const VERSION: u8 = 1;
 
-/// Values of at most [`LISTPACK_VALUE_MAX`] bytes are split into chunks of at most this many
-/// bytes (Redis' default `hash-max-listpack-value`).
-pub(crate) const CHUNK: usize = 64;
+/// The first byte after the fixed header.
+pub(crate) const HEADER_END: usize = 123;
 
-/// The longest value split into [`CHUNK`]-byte chunks: 96 chunks, which with the record's other
-/// fields (at most 24: 12 single ones, 8 chunks of user agent, 4 of device name) stay within
-/// Redis' default `hash-max-listpack-entries 128`.
-pub(crate) const LISTPACK_VALUE_MAX: usize = 96 * CHUNK;
-
-/// Longer values are split into chunks of this many bytes: the hash is in the hashtable encoding
-/// anyway, where a few large fields cost less than many small ones.
-pub(crate) const LARGE_CHUNK: usize = 64 * 1024;
-
-/// No value has more chunks than this (the manager's 16 MiB bound on app data is 256).
-const MAX_CHUNKS: u32 = 1 << 20;
-
-/// One hash field: its name and value.
-pub(crate) type Field = (String, Vec<u8>);
-
-fn push_chunked(fields: &mut Vec<Field>, name: &str, bytes: &[u8]) {
-    let size = if bytes.len() <= LISTPACK_VALUE_MAX {
-        CHUNK
-    } else {
-        LARGE_CHUNK
-    };
-    for (n, chunk) in bytes.chunks(size).enumerate() {
-        let field = if n == 0 {
-            name.to_owned()
-        } else {
-            format!("{name}{n}")
-        };
-        fields.push((field, chunk.to_vec()));
-    }
+/// Offsets of the header fields (the encoder writes them in order; tests check where they land,
+/// and that the scripts agree).
+#[cfg(test)]
+mod offset {
+    /// Idle expiry.
+    pub(crate) const IDLE: usize = 1;
+    /// Last active.
+    pub(crate) const LAST_ACTIVE: usize = 9;
+    /// Current token hash.
+    pub(crate) const TOKEN: usize = 17;
+    /// Flags of the optional rotation fields.
+    pub(crate) const FLAGS: usize = 49;
+    /// Previous token hash.
+    pub(crate) const PREVIOUS: usize = 50;
+    /// Rotated at.
+    pub(crate) const ROTATED: usize = 82;
+    /// Generation.
+    pub(crate) const GENERATION: usize = 90;
+    /// Absolute expiry.
+    pub(crate) const ABSOLUTE: usize = 98;
+    /// Revocation reason code.
+    pub(crate) const REASON: usize = 106;
+    /// Revoked at.
+    pub(crate) const REVOKED: usize = 107;
+    /// Created at.
+    pub(crate) const CREATED: usize = 115;
+    pub(crate) use super::HEADER_END;
 }
 
-/// Splits a field name into its base and chunk number (`d7` is chunk 7 of `d`; `d` is chunk 0).
-fn split_chunk(name: &[u8]) -> Option<(&[u8], u32)> {
-    let digits = name.iter().rev().take_while(|b| b.is_ascii_digit()).count();
-    let (base, number) = name.split_at(name.len() - digits);
-    if number.is_empty() {
-        return Some((base, 0));
-    }
-    let number: u32 = std::str::from_utf8(number).ok()?.parse().ok()?;
-    (number > 0 && number < MAX_CHUNKS).then_some((base, number))
-}
+/// The largest magnitude of an integer a Lua number (a double) holds exactly.
+const MAX_EXACT: i64 = 1 << 53;
 
-/// Joins chunks `0..n` of one value.
-fn join_chunks(field: &str, chunks: BTreeMap<u32, Vec<u8>>) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::new();
-    for (expected, (number, chunk)) in (0_u32..).zip(chunks) {
-        if number != expected {
-            return Err(StoreError::Decode(format!(
-                "field `{field}` lacks chunk {expected}"
-            )));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
+const HAS_PREVIOUS: u8 = 1;
+const HAS_ROTATED: u8 = 2;
+
+const HAS_USER_AGENT: u8 = 1;
+const HAS_IP: u8 = 2;
+const HAS_DEVICE_NAME: u8 = 4;
+const HAS_DATA: u8 = 8;
 
 /// An instant as microseconds since the epoch, if the scripts can compare it exactly.
 pub(crate) fn micros(at: OffsetDateTime) -> Result<i64, StoreError> {
     i64::try_from(at.unix_timestamp_nanos() / 1000)
         .ok()
-        .filter(|us| (-MAX_EXACT_MICROS..=MAX_EXACT_MICROS).contains(us))
+        .filter(|us| (-MAX_EXACT..=MAX_EXACT).contains(us))
         .ok_or(StoreError::InstantOutOfRange(at))
 }
 
-/// An instant as the decimal text the scripts and the hash keep.
+/// An instant as the decimal text the scripts take as arguments.
 pub(crate) fn micros_text(at: OffsetDateTime) -> Result<String, StoreError> {
     micros(at).map(|us| us.to_string())
 }
 
-fn instant(field: &str, bytes: &[u8]) -> Result<OffsetDateTime, StoreError> {
-    let us: i64 = text(field, bytes)?
-        .parse()
-        .map_err(|_| StoreError::Decode(format!("field `{field}` is not an integer")))?;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
-        .map_err(|_| StoreError::Decode(format!("field `{field}` is out of range")))
-}
-
-fn text<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a str, StoreError> {
-    std::str::from_utf8(bytes)
-        .map_err(|_| StoreError::Decode(format!("field `{field}` is not UTF-8")))
-}
-
-fn hash(field: &str, bytes: &[u8]) -> Result<TokenHash, StoreError> {
-    TokenHash::from_slice(bytes)
-        .map_err(|_| StoreError::Decode(format!("field `{field}` is not a 32-byte hash")))
-}
-
-/// The hash fields of `record` (its id is in the key, not in the hash).
-pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<Field>, StoreError> {
-    let mut fields: Vec<Field> = vec![
-        ("u".to_owned(), record.user_id.as_str().as_bytes().to_vec()),
-        ("c".to_owned(), micros_text(record.created_at)?.into_bytes()),
-        (
-            "l".to_owned(),
-            micros_text(record.last_active_at)?.into_bytes(),
-        ),
-        (
-            "i".to_owned(),
-            micros_text(record.idle_expires_at)?.into_bytes(),
-        ),
-        (
-            "a".to_owned(),
-            micros_text(record.absolute_expires_at)?.into_bytes(),
-        ),
-        ("t".to_owned(), record.token_hash.as_bytes().to_vec()),
-        ("g".to_owned(), record.generation.to_string().into_bytes()),
-    ];
-    if let Some(previous) = &record.previous_token_hash {
-        fields.push(("p".to_owned(), previous.as_bytes().to_vec()));
-    }
-    if let Some(rotated) = record.rotated_at {
-        fields.push(("r".to_owned(), micros_text(rotated)?.into_bytes()));
-    }
-    if let Some(revocation) = record.revoked {
-        fields.push(("v".to_owned(), micros_text(revocation.at)?.into_bytes()));
-        fields.push((
-            "w".to_owned(),
-            revocation.reason.as_str().as_bytes().to_vec(),
-        ));
-    }
-    if let Some(ua) = &record.device.user_agent {
-        push_chunked(&mut fields, "ua", ua.as_bytes());
-    }
-    if let Some(ip) = record.device.ip {
-        fields.push(("ip".to_owned(), ip.to_string().into_bytes()));
-    }
-    if let Some(name) = &record.device.device_name {
-        push_chunked(&mut fields, "dn", name.as_bytes());
-    }
-    if let Some(data) = &record.data {
-        push_chunked(&mut fields, "d", data.as_json().as_bytes());
-    }
-    Ok(fields)
-}
-
-#[derive(Default)]
-struct Fields {
-    user: Option<Vec<u8>>,
-    created: Option<Vec<u8>>,
-    last_active: Option<Vec<u8>>,
-    idle: Option<Vec<u8>>,
-    absolute: Option<Vec<u8>>,
-    token: Option<Vec<u8>>,
-    generation: Option<Vec<u8>>,
-    previous: Option<Vec<u8>>,
-    rotated: Option<Vec<u8>>,
-    revoked_at: Option<Vec<u8>>,
-    reason: Option<Vec<u8>>,
-    user_agent: BTreeMap<u32, Vec<u8>>,
-    ip: Option<Vec<u8>>,
-    device_name: BTreeMap<u32, Vec<u8>>,
-    data: BTreeMap<u32, Vec<u8>>,
-}
-
-fn chunked_text(field: &str, chunks: BTreeMap<u32, Vec<u8>>) -> Result<Option<String>, StoreError> {
-    if chunks.is_empty() {
-        return Ok(None);
-    }
-    let bytes = join_chunks(field, chunks)?;
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| StoreError::Decode(format!("field `{field}` is not UTF-8")))
-}
-
-fn required(field: &'static str, value: Option<Vec<u8>>) -> Result<Vec<u8>, StoreError> {
-    value.ok_or_else(|| StoreError::Decode(format!("field `{field}` is missing")))
-}
-
-/// Rebuilds the record with id `id` from its hash fields (unknown fields are ignored, so a newer
-/// writer may add some).
-pub(crate) fn decode(
-    id: SessionId,
-    pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
-) -> Result<SessionRecord, StoreError> {
-    let mut f = Fields::default();
-    for (name, value) in pairs {
-        let chunks = match split_chunk(&name) {
-            Some((b"ua", n)) => Some((&mut f.user_agent, n)),
-            Some((b"dn", n)) => Some((&mut f.device_name, n)),
-            Some((b"d", n)) => Some((&mut f.data, n)),
-            _ => None,
-        };
-        if let Some((chunks, n)) = chunks {
-            chunks.insert(n, value);
-            continue;
+/// The stored code of a revocation reason (never 0, which means "not revoked").
+///
+/// # Errors
+///
+/// A reason this version of the store has no code for.
+pub(crate) fn reason_code(reason: RevokeReason) -> Result<u8, StoreError> {
+    Ok(match reason {
+        RevokeReason::Logout => 1,
+        RevokeReason::LogoutAll => 2,
+        RevokeReason::LogoutOthers => 3,
+        RevokeReason::PasswordChanged => 4,
+        RevokeReason::Evicted => 5,
+        RevokeReason::ReuseDetected => 6,
+        other => {
+            return Err(StoreError::Decode(format!(
+                "revocation reason `{}` has no storage code",
+                other.as_str()
+            )));
         }
-        let slot = match name.as_slice() {
-            b"u" => &mut f.user,
-            b"c" => &mut f.created,
-            b"l" => &mut f.last_active,
-            b"i" => &mut f.idle,
-            b"a" => &mut f.absolute,
-            b"t" => &mut f.token,
-            b"g" => &mut f.generation,
-            b"p" => &mut f.previous,
-            b"r" => &mut f.rotated,
-            b"v" => &mut f.revoked_at,
-            b"w" => &mut f.reason,
-            b"ip" => &mut f.ip,
-            _ => continue,
-        };
-        *slot = Some(value);
-    }
-    let user = required("u", f.user)?;
-    let user_id = UserId::new(text("u", &user)?)
-        .map_err(|e| StoreError::Decode(format!("field `u`: {e}")))?;
-    let generation = required("g", f.generation)?;
-    let generation: u64 = text("g", &generation)?
-        .parse()
-        .map_err(|_| StoreError::Decode("field `g` is not a count".to_owned()))?;
-    let revoked = match (f.revoked_at, f.reason) {
-        (Some(at), Some(reason)) => Some(Revocation {
-            at: instant("v", &at)?,
-            reason: text("w", &reason)?
-                .parse::<RevokeReason>()
-                .map_err(|e| StoreError::Decode(format!("field `w`: {e}")))?,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(StoreError::Decode(
-                "fields `v` and `w` must come together".to_owned(),
-            ));
-        }
-    };
-    let mut device = DeviceInfo::new();
-    if let Some(ua) = chunked_text("ua", f.user_agent)? {
-        device = device.with_user_agent(ua);
-    }
-    if let Some(ip) = f.ip {
-        let ip: IpAddr = text("ip", &ip)?
-            .parse()
-            .map_err(|_| StoreError::Decode("field `ip` is not an IP address".to_owned()))?;
-        device = device.with_ip(ip);
-    }
-    if let Some(name) = chunked_text("dn", f.device_name)? {
-        device = device.with_device_name(name);
-    }
-    let data = match chunked_text("d", f.data)? {
-        Some(json) => Some(
-            AppData::from_json(json).map_err(|e| StoreError::Decode(format!("field `d`: {e}")))?,
-        ),
-        None => None,
-    };
-    Ok(SessionRecord {
-        id,
-        user_id,
-        created_at: instant("c", &required("c", f.created)?)?,
-        last_active_at: instant("l", &required("l", f.last_active)?)?,
-        idle_expires_at: instant("i", &required("i", f.idle)?)?,
-        absolute_expires_at: instant("a", &required("a", f.absolute)?)?,
-        token_hash: hash("t", &required("t", f.token)?)?,
-        generation,
-        previous_token_hash: f.previous.map(|p| hash("p", &p)).transpose()?,
-        rotated_at: f.rotated.map(|r| instant("r", &r)).transpose()?,
-        revoked,
-        device,
-        data,
     })
 }
 
-/// Field/value pairs of a hash.
-pub(crate) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+fn reason_from_code(code: u8) -> Result<RevokeReason, StoreError> {
+    RevokeReason::ALL
+        .into_iter()
+        .find(|reason| reason_code(*reason).is_ok_and(|c| c == code))
+        .ok_or_else(|| StoreError::Decode(format!("unknown revocation reason code {code}")))
+}
 
-/// Pairs up a flat `[field, value, field, value, ...]` reply.
-pub(crate) fn pairs(flat: Vec<Vec<u8>>) -> Result<Pairs, StoreError> {
-    if !flat.len().is_multiple_of(2) {
-        return Err(StoreError::Decode(
-            "a hash reply has an odd number of elements".to_owned(),
-        ));
+fn put_len(out: &mut Vec<u8>, what: &str, len: usize) -> Result<(), StoreError> {
+    let len = u32::try_from(len)
+        .map_err(|_| StoreError::Decode(format!("{what} is longer than 4 GiB")))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// The stored value of `record` (its id is in the key, not in the value).
+///
+/// # Errors
+///
+/// An instant outside [`micros`]' range, a generation above 2^53, or a reason without a code.
+pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
+    let user = record.user_id.as_str().as_bytes();
+    let data_len = record.data.as_ref().map_or(0, AppData::len);
+    let mut out = Vec::with_capacity(HEADER_END + 3 + user.len() + data_len + 16);
+    out.push(VERSION);
+    out.extend_from_slice(&micros(record.idle_expires_at)?.to_le_bytes());
+    out.extend_from_slice(&micros(record.last_active_at)?.to_le_bytes());
+    out.extend_from_slice(record.token_hash.as_bytes());
+    let mut flags = 0;
+    if record.previous_token_hash.is_some() {
+        flags |= HAS_PREVIOUS;
     }
-    let mut out = Vec::with_capacity(flat.len() / 2);
-    let mut items = flat.into_iter();
-    while let (Some(name), Some(value)) = (items.next(), items.next()) {
-        out.push((name, value));
+    if record.rotated_at.is_some() {
+        flags |= HAS_ROTATED;
+    }
+    out.push(flags);
+    let previous = record.previous_token_hash.as_ref();
+    out.extend_from_slice(previous.map_or(&[0; 32], |hash| hash.as_bytes()));
+    let rotated = record.rotated_at.map(micros).transpose()?.unwrap_or(0);
+    out.extend_from_slice(&rotated.to_le_bytes());
+    if record.generation > MAX_EXACT.unsigned_abs() {
+        return Err(StoreError::Decode(format!(
+            "generation {} is beyond what the scripts count exactly",
+            record.generation
+        )));
+    }
+    out.extend_from_slice(&record.generation.to_le_bytes());
+    out.extend_from_slice(&micros(record.absolute_expires_at)?.to_le_bytes());
+    match record.revoked {
+        Some(revocation) => {
+            out.push(reason_code(revocation.reason)?);
+            out.extend_from_slice(&micros(revocation.at)?.to_le_bytes());
+        }
+        None => out.extend_from_slice(&[0; 9]),
+    }
+    out.extend_from_slice(&micros(record.created_at)?.to_le_bytes());
+    debug_assert_eq!(out.len(), HEADER_END);
+    let user_len = u16::try_from(user.len())
+        .map_err(|_| StoreError::Decode("the user id is longer than 64 KiB".to_owned()))?;
+    out.extend_from_slice(&user_len.to_le_bytes());
+    out.extend_from_slice(user);
+    let device = &record.device;
+    let mut tail = 0;
+    for (present, bit) in [
+        (device.user_agent.is_some(), HAS_USER_AGENT),
+        (device.ip.is_some(), HAS_IP),
+        (device.device_name.is_some(), HAS_DEVICE_NAME),
+        (record.data.is_some(), HAS_DATA),
+    ] {
+        if present {
+            tail |= bit;
+        }
+    }
+    out.push(tail);
+    if let Some(ua) = &device.user_agent {
+        put_len(&mut out, "the user agent", ua.len())?;
+        out.extend_from_slice(ua.as_bytes());
+    }
+    match device.ip {
+        Some(IpAddr::V4(ip)) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        Some(IpAddr::V6(ip)) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
+        None => {}
+    }
+    if let Some(name) = &device.device_name {
+        put_len(&mut out, "the device name", name.len())?;
+        out.extend_from_slice(name.as_bytes());
+    }
+    if let Some(data) = &record.data {
+        put_len(&mut out, "the app data", data.len())?;
+        out.extend_from_slice(data.as_json().as_bytes());
     }
     Ok(out)
+}
+
+/// A cursor over a stored value; every read past its end is a decode error.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], StoreError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len());
+        let slice = end
+            .and_then(|end| self.bytes.get(self.at..end))
+            .ok_or_else(|| StoreError::Decode(format!("the record ends inside its {what}")))?;
+        self.at += n;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], StoreError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, StoreError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, StoreError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    fn instant(&mut self, what: &str) -> Result<OffsetDateTime, StoreError> {
+        let us = i64::from_le_bytes(self.array(what)?);
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+            .map_err(|_| StoreError::Decode(format!("the {what} is out of range")))
+    }
+
+    fn hash(&mut self, what: &str) -> Result<TokenHash, StoreError> {
+        Ok(TokenHash::from_bytes(self.array(what)?))
+    }
+
+    fn text(&mut self, len: usize, what: &str) -> Result<&'a str, StoreError> {
+        std::str::from_utf8(self.take(len, what)?)
+            .map_err(|_| StoreError::Decode(format!("the {what} is not UTF-8")))
+    }
+
+    fn long_text(&mut self, what: &str) -> Result<&'a str, StoreError> {
+        let len = u32::from_le_bytes(self.array(what)?);
+        let len = usize::try_from(len)
+            .map_err(|_| StoreError::Decode(format!("the {what} is too long")))?;
+        self.text(len, what)
+    }
+}
+
+/// Rebuilds the record with id `id` from its stored value.
+///
+/// # Errors
+///
+/// A value of another format version, cut short, with trailing bytes, or holding a field that
+/// is not what it should be (text that is not UTF-8, an unknown reason code, ...).
+pub(crate) fn decode(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
+    let mut r = Reader { bytes, at: 0 };
+    let version = r.u8("format version")?;
+    if version != VERSION {
+        return Err(StoreError::Decode(format!(
+            "the record has format version {version}, this store reads {VERSION}"
+        )));
+    }
+    let idle_expires_at = r.instant("idle expiry")?;
+    let last_active_at = r.instant("last active instant")?;
+    let token_hash = r.hash("token hash")?;
+    let flags = r.u8("rotation flags")?;
+    let previous = r.hash("previous token hash")?;
+    let rotated = r.instant("rotation instant")?;
+    let generation = r.u64("generation")?;
+    let absolute_expires_at = r.instant("absolute expiry")?;
+    let reason = r.u8("revocation reason")?;
+    let revoked_at = r.instant("revocation instant")?;
+    let created_at = r.instant("creation instant")?;
+    let user_len = u16::from_le_bytes(r.array("user id")?);
+    let user_id = UserId::new(r.text(usize::from(user_len), "user id")?)
+        .map_err(|e| StoreError::Decode(format!("the user id: {e}")))?;
+    let tail = r.u8("tail flags")?;
+    let mut device = DeviceInfo::new();
+    if tail & HAS_USER_AGENT != 0 {
+        device = device.with_user_agent(r.long_text("user agent")?);
+    }
+    if tail & HAS_IP != 0 {
+        let ip = match r.u8("IP address")? {
+            4 => IpAddr::from(r.array::<4>("IP address")?),
+            6 => IpAddr::from(r.array::<16>("IP address")?),
+            other => {
+                return Err(StoreError::Decode(format!(
+                    "unknown IP address family {other}"
+                )));
+            }
+        };
+        device = device.with_ip(ip);
+    }
+    if tail & HAS_DEVICE_NAME != 0 {
+        device = device.with_device_name(r.long_text("device name")?);
+    }
+    let data = if tail & HAS_DATA != 0 {
+        Some(
+            AppData::from_json(r.long_text("app data")?)
+                .map_err(|e| StoreError::Decode(format!("the app data: {e}")))?,
+        )
+    } else {
+        None
+    };
+    if r.at != bytes.len() {
+        return Err(StoreError::Decode(format!(
+            "{} unexpected bytes after the record",
+            bytes.len() - r.at
+        )));
+    }
+    Ok(SessionRecord {
+        id,
+        user_id,
+        created_at,
+        last_active_at,
+        idle_expires_at,
+        absolute_expires_at,
+        token_hash,
+        generation,
+        previous_token_hash: (flags & HAS_PREVIOUS != 0).then_some(previous),
+        rotated_at: (flags & HAS_ROTATED != 0).then_some(rotated),
+        revoked: match reason {
+            0 => None,
+            code => Some(Revocation {
+                at: revoked_at,
+                reason: reason_from_code(code)?,
+            }),
+        },
+        device,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -352,17 +394,18 @@ mod tests {
     }
 
     fn roundtrip(record: &SessionRecord) -> SessionRecord {
-        let fields = encode(record)
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k.into_bytes(), v));
-        decode(record.id, fields).unwrap()
+        decode(record.id, &encode(record).unwrap()).unwrap()
     }
 
     #[test]
     fn full_and_minimal_records_roundtrip() {
         let full = sample();
         assert_eq!(roundtrip(&full), full);
+        let v4 = SessionRecord {
+            device: DeviceInfo::new().with_ip("192.0.2.7".parse().unwrap()),
+            ..sample()
+        };
+        assert_eq!(roundtrip(&v4), v4);
         let minimal = SessionRecord {
             previous_token_hash: None,
             rotated_at: None,
@@ -373,58 +416,76 @@ mod tests {
             ..full
         };
         assert_eq!(roundtrip(&minimal), minimal);
+        assert_eq!(
+            encode(&minimal).unwrap().len(),
+            offset::HEADER_END + 2 + 5 + 1
+        );
     }
 
     #[test]
-    fn long_values_are_chunked_and_rejoined() {
-        let long = SessionRecord {
-            device: DeviceInfo::new()
-                .with_user_agent("é".repeat(200))
-                .with_device_name("n".repeat(255)),
-            data: Some(AppData::from_json(format!("\"{}\"", "ü".repeat(1000))).unwrap()),
+    fn header_fields_sit_at_their_offsets() {
+        let record = sample();
+        let bytes = encode(&record).unwrap();
+        let at = |offset: usize, len: usize| bytes.get(offset..offset + len).unwrap().to_vec();
+        let us = |instant| micros(instant).unwrap().to_le_bytes().to_vec();
+        assert_eq!(at(0, 1), vec![VERSION]);
+        assert_eq!(at(offset::IDLE, 8), us(record.idle_expires_at));
+        assert_eq!(at(offset::LAST_ACTIVE, 8), us(record.last_active_at));
+        assert_eq!(at(offset::TOKEN, 32), vec![7; 32]);
+        assert_eq!(at(offset::FLAGS, 1), vec![3]);
+        assert_eq!(at(offset::PREVIOUS, 32), vec![6; 32]);
+        assert_eq!(at(offset::ROTATED, 8), us(record.rotated_at.unwrap()));
+        assert_eq!(at(offset::GENERATION, 8), 3_u64.to_le_bytes().to_vec());
+        assert_eq!(at(offset::ABSOLUTE, 8), us(record.absolute_expires_at));
+        assert_eq!(at(offset::REASON, 1), vec![4]);
+        assert_eq!(at(offset::REVOKED, 8), us(record.revoked.unwrap().at));
+        assert_eq!(at(offset::CREATED, 8), us(record.created_at));
+        assert_eq!(at(offset::HEADER_END, 2), 5_u16.to_le_bytes().to_vec());
+    }
+
+    /// The scripts' copy of the layout (1-based Lua string positions) matches this one.
+    #[test]
+    fn the_scripts_use_the_same_offsets() {
+        let lua = include_str!("scripts/common.lua");
+        for (name, value) in [
+            ("VERSION", usize::from(VERSION)),
+            ("AT_IDLE", offset::IDLE + 1),
+            ("AT_TOKEN", offset::TOKEN + 1),
+            ("AT_ABSOLUTE", offset::ABSOLUTE + 1),
+            ("AT_REASON", offset::REASON + 1),
+            ("AT_GENERATION", offset::GENERATION + 1),
+            ("HEADER_LEN", offset::HEADER_END),
+        ] {
+            let line = format!("local {name} = {value}\n");
+            assert!(lua.contains(&line), "common.lua lacks `{}`", line.trim());
+        }
+    }
+
+    #[test]
+    fn large_app_data_roundtrips() {
+        let json = format!("\"{}\"", "ü".repeat(1_000_000));
+        let record = SessionRecord {
+            data: Some(AppData::from_json(json).unwrap()),
             ..sample()
         };
-        let fields = encode(&long).unwrap();
-        assert!(fields.iter().all(|(_, v)| v.len() <= CHUNK));
-        assert!(fields.iter().any(|(k, _)| k == "d31"));
-        assert_eq!(roundtrip(&long), long);
-        // A missing middle chunk is an error, not a silently shorter value.
-        let damaged = fields
+        assert_eq!(roundtrip(&record), record);
+    }
+
+    #[test]
+    fn every_reason_has_a_distinct_code() {
+        let mut codes: Vec<u8> = RevokeReason::ALL
             .into_iter()
-            .filter(|(k, _)| k != "d3")
-            .map(|(k, v)| (k.into_bytes(), v));
-        assert!(decode(long.id, damaged).is_err());
-        assert_eq!(split_chunk(b"dn12"), Some((&b"dn"[..], 12)));
-        assert_eq!(split_chunk(b"d"), Some((&b"d"[..], 0)));
-        assert_eq!(split_chunk(b"d0"), None);
-    }
-
-    #[test]
-    fn long_values_use_few_large_chunks() {
-        let json = |len: usize| AppData::from_json(format!("\"{}\"", "x".repeat(len - 2))).unwrap();
-        let data_fields = |record: &SessionRecord| {
-            encode(record)
-                .unwrap()
-                .into_iter()
-                .filter(|(k, _)| split_chunk(k.as_bytes()).is_some_and(|(base, _)| base == b"d"))
-                .map(|(_, v)| v.len())
-                .collect::<Vec<_>>()
-        };
-        let fits = SessionRecord {
-            data: Some(json(LISTPACK_VALUE_MAX)),
-            ..sample()
-        };
-        assert_eq!(data_fields(&fits), vec![CHUNK; 96]);
-        assert_eq!(roundtrip(&fits), fits);
-        let len = 16 * 1024 * 1024 - 100;
-        let large = SessionRecord {
-            data: Some(json(len)),
-            ..sample()
-        };
-        let sizes = data_fields(&large);
-        assert_eq!(sizes.len(), len.div_ceil(LARGE_CHUNK));
-        assert!(sizes.iter().all(|&size| size <= LARGE_CHUNK));
-        assert_eq!(roundtrip(&large), large);
+            .map(|r| reason_code(r).unwrap())
+            .collect();
+        for (reason, code) in RevokeReason::ALL.into_iter().zip(&codes) {
+            assert_eq!(reason_from_code(*code).unwrap(), reason);
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), RevokeReason::ALL.len());
+        assert!(!codes.contains(&0));
+        assert!(reason_from_code(0).is_err());
+        assert!(reason_from_code(200).is_err());
     }
 
     #[test]
@@ -439,23 +500,25 @@ mod tests {
     }
 
     #[test]
-    fn damaged_hashes_are_decode_errors() {
+    fn damaged_values_are_decode_errors() {
         let record = sample();
-        let good: Pairs = encode(&record)
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k.into_bytes(), v))
-            .collect();
-        for drop in ["u", "c", "t", "g", "w"] {
-            let damaged = good.iter().filter(|(k, _)| k != drop.as_bytes()).cloned();
-            assert!(decode(record.id, damaged).is_err(), "without {drop}");
+        let good = encode(&record).unwrap();
+        // Every truncation, a trailing byte, another version, a bad reason, bad UTF-8.
+        for len in 0..good.len() {
+            assert!(decode(record.id, &good[..len]).is_err(), "cut at {len}");
         }
-        let mut bad_time = good.clone();
-        bad_time.push((b"i".to_vec(), b"soon".to_vec()));
-        assert!(decode(record.id, bad_time).is_err());
-        let mut bad_hash = good;
-        bad_hash.push((b"t".to_vec(), vec![1, 2, 3]));
-        assert!(decode(record.id, bad_hash).is_err());
-        assert!(pairs(vec![b"u".to_vec()]).is_err());
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(decode(record.id, &longer).is_err());
+        let mut version = good.clone();
+        version[0] = 2;
+        assert!(decode(record.id, &version).is_err());
+        let mut reason = good.clone();
+        reason[offset::REASON] = 99;
+        assert!(decode(record.id, &reason).is_err());
+        let mut user = good;
+        user[offset::HEADER_END + 2] = 0xff;
+        assert!(decode(record.id, &user).is_err());
+        assert!(decode(record.id, b"garbage").is_err());
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `<prefix>{<tag>}:s:<session-id>` | hash | one session record (see the codec) |
+//! | `<prefix>{<tag>}:s:<session-id>` | string | one session record (see the codec) |
 //! | `<prefix>{<tag>}:u:<user-id>` | sorted set | the user's session ids, scored by `created_at` |
 //!
 //! The prefix holds no braces (the configuration rejects them), so the first `{` of a key is the

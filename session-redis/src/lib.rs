@@ -42,7 +42,7 @@
 //!
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
-//! | `<prefix>{<tag>}:s:<session-id>` | hash | the record (short fields, see below) | the record's expiry − `now`, at least 1 s |
+//! | `<prefix>{<tag>}:s:<session-id>` | string | the record (a binary layout, see below) | the record's expiry − `now`, at least 1 s |
 //! | `<prefix>{<tag>}:u:<user-id>` | sorted set | the user's session ids, scored by `created_at` in µs | at least the longest absolute expiry of its members |
 //!
 //! `<tag>` is the [`RoutingTag`](session_core::RoutingTag) every
@@ -51,15 +51,17 @@
 //! prefix may not contain braces ([`RedisConfig::validate`]), so the store's `{` is always the
 //! first one of a key, whatever a user id contains.
 //!
-//! Record fields: `u` user, `c`/`l`/`i`/`a` created, last active, idle and absolute expiry (µs
-//! since the epoch), `t` token hash (32 raw bytes), `g` generation, `p`/`r` previous hash and
-//! rotation time, `v`/`w` revocation time and reason, `ua`/`ip`/`dn` device, `d` app data.
-//! Values longer than 64 bytes are split into chunks (`d`, `d1`, `d2`, ...): 64-byte chunks up to
-//! 6 KiB, which keeps the hash in Redis' compact listpack encoding, and 64 KiB chunks beyond
-//! (the hash no longer fits a listpack then, and few large fields cost less than many small
-//! ones), so app data up to the manager's 16 MiB bound is at most 256 fields. Revoked records
-//! stay (revoked) until their TTL, so a later use is reported as revoked, with its reason.
-//!
+//! A record is one binary string: a 123-byte header of fixed layout (format version; idle expiry,
+//! last active, token hash, rotation flags, previous token hash, rotation instant, generation,
+//! absolute expiry, revocation reason and instant, creation instant; integers little-endian,
+//! instants in µs since the epoch), then the user id, device info and app data, each
+//! length-prefixed. `find` is one `GET` whose reply is one bulk string, decoded without parsing
+//! any text; the scripts read the header with `GETRANGE` and change it in place with one
+//! `SETRANGE` (a touch writes 16 bytes, a rotation 97, a revocation 9), so the app data is never
+//! rewritten. Revoked records stay (revoked) until their TTL, so a later use is reported as
+//! revoked, with its reason. A record of another format version is refused as damaged (see
+//! Failures): the version byte lets a later layout be read beside this one.
+
 //! An index entry is dropped when its record can never be live again: revoked, or its key gone
 //! (dropped at its TTL). An entry whose record is merely expired at one caller's `now` stays:
 //! calls may arrive out of order, and a touch or a rotation whose `now` is a little earlier may
@@ -76,9 +78,9 @@
 //! |---|---|---|---|
 //! | `create` without a cap | 1 | `create.lua`: inspect the 64 oldest index entries (dropping revoked and gone ones), write the record, its TTL and its index entry | at most 64 entries read, whatever the index holds |
 //! | `create` with a cap | 1 | `create.lua`: read the whole index (dropping revoked and gone entries), count live sessions exactly, evict the oldest or refuse at the cap, write the record, its TTL and its index entry | every entry of the user's index |
-//! | `find` | 1 | `HGETALL` | one key |
-//! | `touch` | 1 | `touch.lua`: two fields and the new TTL, if live | one key |
-//! | `rotate` | 1 | `rotate.lua`: compare-and-swap of the token hash; returns the record | one key |
+//! | `find` | 1 | `GET` | one key |
+//! | `touch` | 1 | `touch.lua`: one `SETRANGE` of the idle expiry and last-active instant, and the new TTL, if live | one key |
+//! | `rotate` | 1 | `rotate.lua`: compare-and-swap of the token hash, one `SETRANGE`; returns the record | one key |
 //! | `revoke` | 1 | `revoke.lua` | one key |
 //! | `revoke_all` | 1 | `revoke_all.lua` over the user's index (dropping revoked and gone entries) | every entry |
 //! | `list` | 1 | `list.lua` over the user's index (dropping revoked and gone entries) | every entry |
@@ -114,7 +116,7 @@
 //! | session key with a 100-byte user agent and an IP address | 648 |
 //! | index entry (the index's `MEMORY USAGE` / its members) | 63 |
 //! | **session key + index share** | **583** (711 with device info) |
-//! | `used_memory` growth per session, all keyspace overheads included | 917 |
+//! | `used_memory` growth per session, all keyspace overheads included | 916 |
 //!
 //! ## Failures
 //!
@@ -125,7 +127,8 @@
 //! Redis is back. A write that timed out may or may not have been applied. Errors are classified
 //! by the driver's error kind, never by message text.
 //!
-//! A hash at a session's key that is not a whole record (a field missing or undecodable) is
+//! A value at a session's key that is not a whole record of this store's format (another type,
+//! cut short, another format version) is
 //! [`Error::Backend`](session_core::Error::Backend) from `find`, `touch`, `rotate`, `revoke` and
 //! from `list` when the index leads to it, never "not found" or "not live"; `create` and
 //! `revoke_all` leave such a record (and its index entry) alone, since no operation can use it.

@@ -112,11 +112,12 @@ fn ttl_ms(expiry: OffsetDateTime, now: OffsetDateTime) -> Result<i64, StoreError
     Ok(ms.max(TTL_FLOOR_MS))
 }
 
-/// The error for a hash at a session's key that is not a whole record (a script found its idle
-/// or absolute expiry missing or not a number).
+/// The error for a value at a session's key that is not a record of this store's format (a
+/// script found it of another type, too short, or of another format version).
 fn damaged(id: impl std::fmt::Display) -> StoreError {
     StoreError::Decode(format!(
-        "the record of session {id} is damaged: its expiry fields are missing or not numbers"
+        "the record of session {id} is damaged: not a record of format version {}",
+        codec::VERSION
     ))
 }
 
@@ -238,10 +239,6 @@ impl RedisStore {
         result
     }
 
-    fn decode_flat(id: SessionId, flat: Vec<Vec<u8>>) -> Result<SessionRecord, StoreError> {
-        codec::decode(id, codec::pairs(flat)?)
-    }
-
     async fn create_inner(
         &self,
         record: &SessionRecord,
@@ -266,10 +263,8 @@ impl RedisStore {
             .arg(record.id.to_string())
             .arg(session_ttl)
             .arg(index_ttl)
-            .arg(RevokeReason::Evicted.as_str());
-        for (field, value) in codec::encode(record)? {
-            invocation.arg(field).arg(value);
-        }
+            .arg(&[codec::reason_code(RevokeReason::Evicted)?][..])
+            .arg(codec::encode(record)?);
         let reply: Vec<Vec<u8>> = decode_value(self.call(&Request::Script(invocation)).await?)?;
         let mut items = reply.into_iter();
         match items.next().as_deref() {
@@ -283,13 +278,10 @@ impl RedisStore {
     }
 
     async fn find_inner(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let mut cmd = redis::cmd("HGETALL");
+        let mut cmd = redis::cmd("GET");
         cmd.arg(self.inner.keys.session(id));
-        let fields: codec::Pairs = decode_value(self.call(&Request::Command(cmd)).await?)?;
-        if fields.is_empty() {
-            return Ok(None);
-        }
-        codec::decode(*id, fields).map(Some)
+        let value: Option<Vec<u8>> = decode_value(self.call(&Request::Command(cmd)).await?)?;
+        value.map(|bytes| codec::decode(*id, &bytes)).transpose()
     }
 
     async fn touch_inner(
@@ -315,20 +307,15 @@ impl RedisStore {
             .arg(rotation.next.as_bytes().as_slice())
             .arg(micros_text(rotation.idle_expires_at)?);
         let reply: Vec<Vec<u8>> = decode_value(self.call(&Request::Script(invocation)).await?)?;
-        let mut items = reply.into_iter();
-        let status = items.next();
-        let rest: Vec<Vec<u8>> = items.collect();
-        match status.as_deref() {
-            Some(b"missing") => Ok(RotateOutcome::NotFound),
-            Some(b"damaged") => Err(damaged(rotation.id)),
-            Some(b"rotated") => Ok(RotateOutcome::Rotated(Self::decode_flat(
-                rotation.id,
-                rest,
-            )?)),
-            Some(b"rejected") => Ok(RotateOutcome::Rejected(Self::decode_flat(
-                rotation.id,
-                rest,
-            )?)),
+        match reply.as_slice() {
+            [status] if status == b"missing" => Ok(RotateOutcome::NotFound),
+            [status] if status == b"damaged" => Err(damaged(rotation.id)),
+            [status, record] if status == b"rotated" => {
+                Ok(RotateOutcome::Rotated(codec::decode(rotation.id, record)?))
+            }
+            [status, record] if status == b"rejected" => {
+                Ok(RotateOutcome::Rejected(codec::decode(rotation.id, record)?))
+            }
             _ => Err(StoreError::Decode("unexpected reply to rotate".to_owned())),
         }
     }
@@ -343,7 +330,7 @@ impl RedisStore {
         invocation
             .key(self.inner.keys.session(id))
             .arg(micros_text(now)?)
-            .arg(reason.as_str());
+            .arg(&[codec::reason_code(reason)?][..]);
         decode_flag(self.call(&Request::Script(invocation)).await?, id, "revoke")
     }
 
@@ -360,7 +347,7 @@ impl RedisStore {
             .key(keys.user_index(user))
             .arg(micros_text(now)?)
             .arg(keep.map(ToString::to_string).unwrap_or_default())
-            .arg(reason.as_str())
+            .arg(&[codec::reason_code(reason)?][..])
             .arg(keys.session_prefix(RoutingTag::for_user(user)));
         let count: u64 = decode_value(self.call(&Request::Script(invocation)).await?)?;
         Ok(count)
@@ -379,25 +366,20 @@ impl RedisStore {
             .arg(micros_text(now)?)
             .arg(u64::try_from(limit.get()).unwrap_or(u64::MAX))
             .arg(keys.session_prefix(RoutingTag::for_user(user)));
-        let reply: Vec<Value> = decode_value(self.call(&Request::Script(invocation)).await?)?;
-        let mut items = reply.into_iter();
-        let status: Vec<u8> = decode_value(items.next().unwrap_or(Value::Nil))?;
-        match status.as_slice() {
-            b"ok" => {}
-            b"damaged" => {
-                let id: Vec<u8> = decode_value(items.next().unwrap_or(Value::Nil))?;
-                return Err(damaged(String::from_utf8_lossy(&id)));
+        let reply: Vec<Vec<u8>> = decode_value(self.call(&Request::Script(invocation)).await?)?;
+        match reply.split_first() {
+            Some((status, rows)) if status == b"ok" && rows.len().is_multiple_of(2) => rows
+                .chunks_exact(2)
+                .map(|row| match row {
+                    [id, record] => codec::decode(parse_id(id)?, record),
+                    _ => Err(StoreError::Decode("unexpected reply to list".to_owned())),
+                })
+                .collect(),
+            Some((status, [id])) if status == b"damaged" => {
+                Err(damaged(String::from_utf8_lossy(id)))
             }
-            _ => return Err(StoreError::Decode("unexpected reply to list".to_owned())),
+            _ => Err(StoreError::Decode("unexpected reply to list".to_owned())),
         }
-        items
-            .map(|row| {
-                let row: Vec<Vec<u8>> = decode_value(row)?;
-                let mut items = row.into_iter();
-                let id = parse_id(&items.next().unwrap_or_default())?;
-                Self::decode_flat(id, items.collect())
-            })
-            .collect()
     }
 }
 
@@ -425,14 +407,15 @@ impl SessionStore for RedisStore {
         Ok(self.create_inner(&record, limit).await?)
     }
 
-    /// One `HGETALL`. A hash at the id's key that is not a whole record is [`Error::Backend`].
+    /// One `GET`. A value at the id's key that is not a whole record is [`Error::Backend`].
     #[tracing::instrument(level = "debug", skip_all, fields(session = %id))]
     async fn find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
         Ok(self.find_inner(id).await?)
     }
 
-    /// One `EVALSHA` of `touch.lua`: writes two fields and the key's new TTL. A record whose
-    /// expiry fields are missing or not numbers is [`Error::Backend`], not "not live".
+    /// One `EVALSHA` of `touch.lua`: writes the idle expiry and last-active instant in place
+    /// (one `SETRANGE`) and the key's new TTL. A value that is not a record of this store's
+    /// format is [`Error::Backend`], not "not live".
     #[tracing::instrument(level = "debug", skip_all, fields(session = %id))]
     async fn touch(
         &self,

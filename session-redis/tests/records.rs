@@ -1,4 +1,4 @@
-//! Records at the edges: app data up to the manager's 16 MiB bound, damaged hashes (reported as
+//! Records at the edges: app data up to the manager's 16 MiB bound, damaged records (reported as
 //! backend errors, never as "not found"), and ids whose routing tag is not their user's.
 
 #![allow(
@@ -59,12 +59,15 @@ async fn app_data_up_to_the_managers_bound_round_trips() {
             Some(data.as_json())
         );
         assert_eq!(found, login.session);
-        let fields: i64 = redis::cmd("HLEN")
+        let stored: usize = redis::cmd("STRLEN")
             .arg(session_key(&prefix, &login.session.id))
             .query_async(&mut admin)
             .await
             .unwrap();
-        assert!(fields <= 7 + 256, "{len} bytes stored in {fields} fields");
+        assert!(
+            (len..len + 200).contains(&stored),
+            "{len} bytes of app data stored in a record of {stored} bytes"
+        );
         let refreshed = manager.refresh(login.token.expose_secret()).await.unwrap();
         assert_eq!(
             refreshed.session.data.as_ref().map(AppData::as_json),
@@ -73,8 +76,8 @@ async fn app_data_up_to_the_managers_bound_round_trips() {
     }
 }
 
-/// A hash at a session's key that is not a whole record: every operation on it fails with
-/// `Backend`, none says "not found" or "not live".
+/// A value at a session's key that is not a whole record of the store's format: every operation
+/// on it fails with `Backend`, none says "not found" or "not live".
 #[tokio::test(flavor = "multi_thread")]
 async fn a_damaged_record_is_a_backend_error() {
     if support::skip(Topo::Standalone) {
@@ -88,8 +91,8 @@ async fn a_damaged_record_is_a_backend_error() {
     let user = UserId::new("damaged").unwrap();
     let index = index_key(&prefix, &user);
 
-    // Only a garbage field; a whole record without its idle expiry; one whose idle expiry is
-    // not a number.
+    // A hash where a record should be; a record cut short inside its header; a record of
+    // another format version.
     let garbage = SessionId::generate(&user);
     let _: i64 = redis::cmd("HSET")
         .arg(session_key(&prefix, &garbage))
@@ -98,34 +101,46 @@ async fn a_damaged_record_is_a_backend_error() {
         .query_async(&mut admin)
         .await
         .unwrap();
-    let no_idle = support::record(&user, now, HOUR, HOUR);
+    let cut = support::record(&user, now, HOUR, HOUR);
     store
-        .create(no_idle.clone(), SessionLimit::UNLIMITED)
+        .create(cut.clone(), SessionLimit::UNLIMITED)
         .await
         .unwrap();
-    let _: i64 = redis::cmd("HDEL")
-        .arg(session_key(&prefix, &no_idle.id))
-        .arg("i")
+    let head: Vec<u8> = redis::cmd("GETRANGE")
+        .arg(session_key(&prefix, &cut.id))
+        .arg(0)
+        .arg(60)
         .query_async(&mut admin)
         .await
         .unwrap();
-    let bad_idle = support::record(&user, now, HOUR, HOUR);
-    store
-        .create(bad_idle.clone(), SessionLimit::UNLIMITED)
+    let () = redis::cmd("SET")
+        .arg(session_key(&prefix, &cut.id))
+        .arg(head)
+        .arg("KEEPTTL")
+        .query_async(&mut admin)
         .await
         .unwrap();
-    let _: i64 = redis::cmd("HSET")
-        .arg(session_key(&prefix, &bad_idle.id))
-        .arg("i")
-        .arg("soon")
+    let other_version = support::record(&user, now, HOUR, HOUR);
+    store
+        .create(other_version.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("SETRANGE")
+        .arg(session_key(&prefix, &other_version.id))
+        .arg(0)
+        .arg(&[2_u8][..])
         .query_async(&mut admin)
         .await
         .unwrap();
 
     for (what, id, token) in [
-        ("garbage", garbage, TokenHash::from_bytes([1; 32])),
-        ("no idle expiry", no_idle.id, no_idle.token_hash),
-        ("bad idle expiry", bad_idle.id, bad_idle.token_hash),
+        ("a hash", garbage, TokenHash::from_bytes([1; 32])),
+        ("cut short", cut.id, cut.token_hash),
+        (
+            "another version",
+            other_version.id,
+            other_version.token_hash,
+        ),
     ] {
         let rotation = Rotation {
             id,

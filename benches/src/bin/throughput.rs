@@ -177,7 +177,7 @@ fn budget(total: usize, tasks: usize) -> Budget {
     Budget::new((total / tasks).max(1))
 }
 
-/// The size of one of our Redis session records (field names and values of its hash).
+/// The size of one of our Redis session records (the length of its string).
 async fn redis_record_bytes(
     url: &str,
     manager: &SessionManager,
@@ -199,7 +199,7 @@ async fn redis_record_bytes(
     let key = keys
         .first()
         .ok_or_else(|| BenchError::new(ctx, "the probe session's key was not found"))?;
-    let fields: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
+    let bytes: usize = redis::cmd("STRLEN")
         .arg(key)
         .query_async(&mut conn)
         .await
@@ -208,7 +208,7 @@ async fn redis_record_bytes(
         .logout(&login.session.id)
         .await
         .map_err(|e| BenchError::new(ctx, e))?;
-    Ok(fields.iter().map(|(k, v)| k.len() + v.len()).sum())
+    Ok(bytes)
 }
 
 async fn scan(
@@ -518,7 +518,7 @@ fn session_benches_f64_usize(value: usize) -> f64 {
     session_benches_f64(u64::try_from(value).unwrap_or(u64::MAX))
 }
 
-/// Bytes Redis uses per session of our store (its hash and its user's index, one session per
+/// Bytes Redis uses per session of our store (its record and its user's index, one session per
 /// user), summed with `MEMORY USAGE` over `count` sessions.
 async fn redis_footprint(url: &str, run: &str, count: usize) -> Result<(f64, usize), BenchError> {
     let ctx = "redis footprint";
@@ -660,7 +660,7 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
     let _ = writeln!(
         out,
         "\nLimits: memory = bare `DashMap` insert/get/get_mut of a {}-byte value (a `SessionRecord`); \
-         Redis = bare `SET`/`GET`/`SET XX` of a value the size of our record's hash over a \
+         Redis = bare `SET`/`GET`/`SET XX` of a value the size of our record over a \
          `ConnectionManager`; SQL = one-row `INSERT`, primary-key `SELECT`, primary-key `UPDATE` \
          of a {SQL_BODY_BYTES}-byte row over a sea-orm pool of 10. Peers: tower-sessions 0.14 \
          `MemoryStore`, `tower-sessions-redis-store` 0.16 (fred pool of 6), \
@@ -740,7 +740,7 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
         let _ = writeln!(
             out,
             "- redis store: **{bytes:.0} bytes** per session (`MEMORY USAGE` summed over the {keys} \
-             keys of {count} sessions of distinct users: the session hash and its user index)"
+             keys of {count} sessions of distinct users: the session record and its user index)"
         );
     }
 

@@ -1,32 +1,68 @@
 -- Helpers shared by every script (prepended to each one).
--- Instants are microseconds since the Unix epoch, passed and stored as decimal text. They are
--- compared as Lua numbers (exact below 2^53) and never formatted back by Lua: a script writes
--- the text it was given or read.
+-- A record is one string (see codec.rs for the layout): a fixed header the scripts read with
+-- GETRANGE and patch with SETRANGE, then a tail they never read. Integers are little-endian and
+-- handled with the `struct` library; instants are microseconds since the Unix epoch, as Lua
+-- numbers (exact below 2^53). Instants passed as arguments are decimal text.
+
+-- The layout, as 1-based Lua string positions (codec.rs checks these against its own).
+local VERSION = 1
+local AT_IDLE = 2
+local AT_TOKEN = 18
+local AT_GENERATION = 91
+local AT_ABSOLUTE = 99
+local AT_REASON = 107
+local HEADER_LEN = 123
+-- The rotation flags a rotation sets: a previous token hash and a rotation instant.
+local ROTATED_FLAGS = '\3'
 
 -- Key TTLs never go below this (milliseconds), so a record written already expired under the
 -- caller's clock still lives long enough to be read back once.
 local TTL_FLOOR_MS = 1000
 
--- The state of the record at `key` at `now`, from its fields i, a, v (`f`, as HMGET returns
--- them: false for a missing field):
+-- Normalizes a read: the value, '' when there is no key, false when the key is not a string.
+local function as_read(value)
+  if type(value) == 'table' then
+    return false
+  end
+  return value or ''
+end
+
+-- The first HEADER_LEN bytes of the record at `key` (see as_read).
+local function read_header(key)
+  return as_read(redis.pcall('GETRANGE', key, 0, HEADER_LEN - 1))
+end
+
+-- The whole record at `key` (see as_read).
+local function read_value(key)
+  return as_read(redis.pcall('GET', key))
+end
+
+-- The state of the record at `key` at `now`, from `v`, its header or whole value as read by
+-- read_header or read_value, and the record's absolute expiry:
 --   'gone'     no such key (dropped at its TTL, or deleted)
---   'damaged'  the key exists but its idle or absolute expiry is missing or not a number
+--   'damaged'  the key holds something else than a record of this format
 --   'revoked', 'expired' (at `now`) or 'live'
-local function record_state(key, f, now)
-  local idle, absolute = tonumber(f[1]), tonumber(f[2])
-  if not idle or not absolute then
-    if not f[1] and not f[2] and not f[3] and redis.call('EXISTS', key) == 0 then
-      return 'gone'
-    end
+local function record_state(key, v, now)
+  if v == '' and redis.call('EXISTS', key) == 0 then
+    return 'gone'
+  end
+  if not v or #v < HEADER_LEN or string.byte(v, 1) ~= VERSION then
     return 'damaged'
   end
-  if f[3] then
-    return 'revoked'
+  local idle = struct.unpack('<i8', v, AT_IDLE)
+  local absolute = struct.unpack('<i8', v, AT_ABSOLUTE)
+  if string.byte(v, AT_REASON) ~= 0 then
+    return 'revoked', absolute
   end
   if now < math.min(idle, absolute) then
-    return 'live'
+    return 'live', absolute
   end
-  return 'expired'
+  return 'expired', absolute
+end
+
+-- Marks the record at `key` revoked at `now` for the reason whose one-byte code is `code`.
+local function mark_revoked(key, code, now)
+  redis.call('SETRANGE', key, AT_REASON - 1, code .. struct.pack('<i8', now))
 end
 
 -- The state of the record of `member`, an entry of the user's index `index` (`prefix` .. member
@@ -36,24 +72,16 @@ end
 -- Its key's TTL, set from its expiry, removes it soon; the next walk then drops the entry.
 local function member_state(index, prefix, member, now)
   local key = prefix .. member
-  local state = record_state(key, redis.call('HMGET', key, 'i', 'a', 'v'), now)
+  local state = record_state(key, read_header(key), now)
   if state == 'gone' or state == 'revoked' then
     redis.call('ZREM', index, member)
   end
   return state, key
 end
 
--- The earlier of two instants, as the text of that instant.
-local function earlier(a, b)
-  if tonumber(a) <= tonumber(b) then
-    return a
-  end
-  return b
-end
-
 -- A key TTL in milliseconds, as integer text, for a record expiring at `expiry`.
 local function ttl_ms(expiry, now)
-  local ms = math.ceil((tonumber(expiry) - now) / 1000)
+  local ms = math.ceil((expiry - now) / 1000)
   if ms < TTL_FLOOR_MS then
     ms = TTL_FLOOR_MS
   end

@@ -2,8 +2,8 @@
 -- KEYS[1] the new session's key, KEYS[2] the user's index
 -- ARGV[1] created_at (the `now` of the cap), ARGV[2] cap (0: none), ARGV[3] 'evict' | 'reject'
 -- ARGV[4] session key prefix of the user's slot, ARGV[5] the session id
--- ARGV[6] the record's TTL (ms), ARGV[7] the index's TTL floor (ms), ARGV[8] eviction reason
--- ARGV[9..] the record's field/value pairs
+-- ARGV[6] the record's TTL (ms), ARGV[7] the index's TTL floor (ms)
+-- ARGV[8] the eviction reason's one-byte code, ARGV[9] the record (see codec.rs)
 -- Reply: {'exists'} | {'limit'} | {'created', evicted ids oldest first...}
 --
 -- With a cap, the whole index is read: the live sessions are counted exactly. Without one,
@@ -12,8 +12,6 @@
 
 -- Index entries a login without a cap inspects.
 local PRUNE_BATCH = 64
--- ARGV entries per HSET: 1000 field/value pairs, well below the bound of Lua's `unpack`.
-local HSET_SLICE = 2000
 
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}
@@ -34,7 +32,7 @@ if cap > 0 then
     end
     for n = 1, #live - cap + 1 do
       local member = live[n]
-      redis.call('HSET', ARGV[4] .. member, 'v', ARGV[1], 'w', ARGV[8])
+      mark_revoked(ARGV[4] .. member, ARGV[8], now)
       redis.call('ZREM', KEYS[2], member)
       reply[#reply + 1] = member
     end
@@ -44,11 +42,7 @@ else
     member_state(KEYS[2], ARGV[4], member, now)
   end
 end
--- The pairs start at an odd index and come whole, so every slice holds whole pairs.
-for first = 9, #ARGV, HSET_SLICE do
-  redis.call('HSET', KEYS[1], unpack(ARGV, first, math.min(first + HSET_SLICE - 1, #ARGV)))
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('SET', KEYS[1], ARGV[9], 'PX', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[5])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[7]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[7])

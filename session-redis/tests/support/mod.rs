@@ -290,7 +290,7 @@ pub async fn keys_with_ttl(
     }
 }
 
-/// The key of a session's hash under `prefix` (the layout the crate docs describe).
+/// The key of a session's record under `prefix` (the layout the crate docs describe).
 pub fn session_key(prefix: &str, id: &SessionId) -> String {
     format!("{prefix}{{{}}}:s:{id}", id.tag())
 }
