@@ -1,7 +1,7 @@
 //! # session-memory
 //!
-//! [`MemoryStore`]: an in-process [`SessionStore`](session_core::SessionStore) on
-//! [`dashmap`], for **tests and local development only**. Sessions live in the process's
+//! [`MemoryStore`]: an in-process [`SessionStore`](session_core::SessionStore) on sharded
+//! [`hashbrown`] tables, for **tests and local development only**. Sessions live in the process's
 //! memory: they are lost on restart and not shared between instances, so a deploy or a crash
 //! logs every user out and a second instance knows none of them. Use the database or Redis
 //! store in production.
@@ -29,5 +29,7 @@
 
 mod compact;
 mod store;
+mod table;
+mod users;
 
 pub use store::MemoryStore;

@@ -1,45 +1,50 @@
 //! The store itself.
 
+use std::hash::BuildHasher;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
+use hashbrown::hash_table::Entry;
 use session_core::time::OffsetDateTime;
 use session_core::{
     CreateOutcome, Error, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionId,
     SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, async_trait,
 };
-use smallvec::SmallVec;
 
 use crate::compact::{Compact, micros};
+use crate::table::Sharded;
+use crate::users::{UserEntry, spread};
 
 const NAME: &str = "memory";
-
-/// A user's session ids; one inline, more on the heap.
-type Index = SmallVec<[SessionId; 1]>;
 
 /// An in-process session store. Cloning is cheap and clones share the same sessions.
 ///
 /// # Atomicity and cost
 ///
-/// Records sit in a [`DashMap`] keyed by session id; each user has a small index of their
-/// session ids in a second map. Every method holds at most one user's index entry and then the
-/// entries of that user's records, always in that order, and never across an `.await`: there is
-/// no global lock on the hot path.
+/// Records sit in a sharded hash table keyed by session id; each user has a small index of their
+/// session ids in a second table. Every method holds at most one shard of the user index and,
+/// inside it, one record's shard at a time, always in that order, and never across an `.await`:
+/// there is no global lock on the hot path.
 ///
 /// | method | locks | cost |
 /// |---|---|---|
 /// | `find`, `touch`, `rotate`, `revoke` | one record | O(1) |
 /// | `create`, `revoke_all`, `list` | the user's index, then their records | O(sessions of the user) |
-/// | `purge_expired` | one record at a time | O(batch), plus one O(n) scan per full sweep |
+/// | `purge_expired` | one user's index and record at a time | O(batch), plus one O(n) scan per full sweep |
 ///
 /// # Memory
 ///
-/// A record is kept packed: instants as microseconds (the precision every store keeps), device
-/// information and app data behind one pointer that is null when a session has neither. A
-/// session without app data costs about 300 bytes including both maps' slots (measured by the
-/// benches' throughput harness).
+/// A record is one 120-byte allocation that holds its own id (so the session table keeps only a
+/// pointer) with instants as microseconds (the precision every store keeps); the previous token
+/// hash, the generation, the rotation instant, device information and app data sit behind one
+/// pointer that stays null until a session is rotated or has any of them (layout in the
+/// `compact` module). The user index keeps no copy of the user id: its entries hold a 32-bit
+/// hash of it and one session id inline (a list for a user with more). A fresh session (no app
+/// data, device information or rotation yet) costs about 250 bytes including both tables' slots
+/// and the user id text (measured by the benches' throughput harness at 1,000,000 sessions of
+/// distinct users); its first rotation adds an 80-byte block.
+///
+/// Hashes are `foldhash`'s, seeded at random for each store.
 ///
 /// Expired records are kept (so [`SessionManager::validate`](session_core::SessionManager::validate)
 /// can answer `Expired`) until `purge_expired` removes them.
@@ -50,10 +55,131 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: DashMap<SessionId, Box<Compact>>,
-    users: DashMap<UserId, Index>,
+    /// Records, found by the id inside each.
+    sessions: Sharded<Box<Compact>>,
+    /// Each user's session ids, found by a hash of the user id (see the `users` module).
+    users: Sharded<UserEntry>,
+    hasher: foldhash::quality::RandomState,
     /// Expired ids found by the last full scan and not yet deleted.
     purge_queue: Mutex<Vec<SessionId>>,
+}
+
+impl Inner {
+    fn id_hash(&self, id: &SessionId) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// The 32-bit hash a user's index entry carries.
+    fn user_hash(&self, user: &UserId) -> u32 {
+        let [a, b, c, d, ..] = self.hasher.hash_one(user).to_be_bytes();
+        u32::from_be_bytes([a, b, c, d])
+    }
+
+    /// Runs `f` on the record `id`, under its shard's read lock.
+    fn record<R>(&self, id: &SessionId, f: impl FnOnce(&Compact) -> R) -> Option<R> {
+        let hash = self.id_hash(id);
+        self.sessions
+            .read(hash)
+            .find(hash, |r| r.id == *id)
+            .map(|r| f(r))
+    }
+
+    /// Runs `f` on the record `id`, under its shard's write lock.
+    fn record_mut<R>(&self, id: &SessionId, f: impl FnOnce(&mut Compact) -> R) -> Option<R> {
+        let hash = self.id_hash(id);
+        self.sessions
+            .write(hash)
+            .find_mut(hash, |r| r.id == *id)
+            .map(|r| f(r))
+    }
+
+    /// Adds a record; gives it back if its id is taken.
+    fn insert(&self, record: Box<Compact>) -> Result<(), Box<Compact>> {
+        let hash = self.id_hash(&record.id);
+        let mut shard = self.sessions.write(hash);
+        match shard.entry(hash, |r| r.id == record.id, |r| self.id_hash(&r.id)) {
+            Entry::Occupied(_) => Err(record),
+            Entry::Vacant(slot) => {
+                slot.insert(record);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `entry` is the index of `user` (whose hash is `user_hash`): the hashes match and
+    /// so does the user of the entry's first record, which exists while the caller holds the
+    /// entry's shard.
+    fn owns(&self, entry: &UserEntry, user_hash: u32, user: &UserId) -> bool {
+        entry.user_hash() == user_hash
+            && entry
+                .ids()
+                .first()
+                .and_then(|id| self.record(id, |record| record.user_id == *user))
+                .unwrap_or(false)
+    }
+
+    /// For `retain` over a user's ids: keeps the ids of records not revoked, and pushes those
+    /// still live at `now` to `live` with their creation instant. Expired ones stay until the
+    /// purge deletes them, since a caller whose `now` is a little behind may still extend them.
+    fn keep_unrevoked(&self, id: &SessionId, now: i64, live: &mut Vec<(i64, SessionId)>) -> bool {
+        let state = self
+            .record(id, |record| {
+                (!record.is_revoked()).then(|| (record.is_expired(now), record.created_at))
+            })
+            .flatten();
+        match state {
+            Some((expired, created_at)) => {
+                if !expired {
+                    live.push((created_at, *id));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn revoke_live(&self, id: &SessionId, now: i64, reason: RevokeReason) -> bool {
+        self.record_mut(id, |record| {
+            let live = record.is_live(now);
+            if live {
+                record.revoke(now, reason);
+            }
+            live
+        })
+        .unwrap_or(false)
+    }
+
+    /// Deletes `id` if it is expired at `now`, with its id in its user's index.
+    fn purge(&self, id: &SessionId, now: i64) -> bool {
+        let Some(user) = self
+            .record(id, |record| {
+                record.is_expired(now).then(|| record.user_id.clone())
+            })
+            .flatten()
+        else {
+            return false;
+        };
+        // Records leave the session table only here, under their user's index shard.
+        let user_hash = self.user_hash(&user);
+        let key = spread(user_hash);
+        let mut users = self.users.write(key);
+        let hash = self.id_hash(id);
+        let removed = match self.sessions.write(hash).find_entry(hash, |r| r.id == *id) {
+            // Re-checked: a touch with an earlier `now` may have extended it meanwhile.
+            Ok(found) if found.get().is_expired(now) => Some(found.remove().0),
+            _ => None,
+        };
+        if removed.is_none() {
+            return false;
+        }
+        let index = users.find_entry(key, |entry| {
+            entry.user_hash() == user_hash && entry.ids().contains(id)
+        });
+        if let Ok(index) = index {
+            index.replace_entry_with(|entry| entry.retain(|kept| kept != id));
+        }
+        true
+    }
 }
 
 impl MemoryStore {
@@ -72,35 +198,10 @@ impl MemoryStore {
     /// `true` when the store holds no record.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.inner.sessions.is_empty()
-    }
-
-    /// The user's records live at `now`, oldest first. Drops the ids of revoked or deleted
-    /// records from `index`; expired ones stay until the purge deletes them, since a caller whose
-    /// `now` is a little behind may still extend them.
-    fn live_of(&self, index: &mut Index, now: i64) -> Vec<(i64, SessionId)> {
-        let mut live = Vec::with_capacity(index.len());
-        index.retain(|id| match self.inner.sessions.get(id) {
-            Some(record) if !record.is_revoked() => {
-                if !record.is_expired(now) {
-                    live.push((record.created_at, *id));
-                }
-                true
-            }
-            _ => false,
-        });
-        live.sort_unstable();
-        live
-    }
-
-    fn revoke_locked(&self, id: &SessionId, now: i64, reason: RevokeReason) -> bool {
-        match self.inner.sessions.get_mut(id) {
-            Some(mut record) if record.is_live(now) => {
-                record.revoke(now, reason);
-                true
-            }
-            _ => false,
-        }
+        self.inner
+            .sessions
+            .each_shard()
+            .all(|shard| shard.is_empty())
     }
 }
 
@@ -115,11 +216,25 @@ impl SessionStore for MemoryStore {
         record: SessionRecord,
         limit: SessionLimit,
     ) -> Result<CreateOutcome, Error> {
+        let inner = &*self.inner;
         let now = micros(record.created_at);
         let id = record.id;
-        let user = record.user_id.clone();
-        let mut index = self.inner.users.entry(user.clone()).or_default();
-        let live = self.live_of(&mut index, now);
+        let record = Box::new(Compact::pack(record));
+        let user_hash = inner.user_hash(&record.user_id);
+        let key = spread(user_hash);
+        let mut users = inner.users.write(key);
+        let mut live = Vec::new();
+        let index = match users.entry(
+            key,
+            |entry| inner.owns(entry, user_hash, &record.user_id),
+            UserEntry::table_hash,
+        ) {
+            Entry::Occupied(index) => index.replace_entry_with(|entry| {
+                entry.retain(|id| inner.keep_unrevoked(id, now, &mut live))
+            }),
+            vacant @ Entry::Vacant(_) => vacant,
+        };
+        live.sort_unstable();
         let mut evicted = Vec::new();
         if let Some(max) = limit.max {
             let max = usize::try_from(max.get()).unwrap_or(usize::MAX);
@@ -130,38 +245,32 @@ impl SessionStore for MemoryStore {
                 evicted.extend(live.iter().take(live.len() - max + 1).map(|(_, id)| *id));
             }
         }
-        match self.inner.sessions.entry(id) {
-            Entry::Occupied(_) => {
-                let empty = index.is_empty();
-                drop(index);
-                if empty {
-                    self.inner
-                        .users
-                        .remove_if(&user, |_, index| index.is_empty());
-                }
-                return Err(Error::backend(
-                    NAME,
-                    format!("a session with id {id} already exists"),
-                ));
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(Box::new(Compact::pack(record)));
-            }
+        if inner.insert(record).is_err() {
+            return Err(Error::backend(
+                NAME,
+                format!("a session with id {id} already exists"),
+            ));
         }
         for old in &evicted {
-            self.revoke_locked(old, now, RevokeReason::Evicted);
+            inner.revoke_live(old, now, RevokeReason::Evicted);
         }
-        index.retain(|kept| !evicted.contains(kept));
-        index.push(id);
+        let index = match index {
+            Entry::Occupied(index) if !evicted.is_empty() => {
+                index.replace_entry_with(|entry| entry.retain(|kept| !evicted.contains(kept)))
+            }
+            index => index,
+        };
+        match index {
+            Entry::Occupied(mut index) => index.get_mut().push(id),
+            Entry::Vacant(slot) => {
+                slot.insert(UserEntry::new(user_hash, id));
+            }
+        }
         Ok(CreateOutcome::Created { evicted })
     }
 
     async fn find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
-        self.inner
-            .sessions
-            .get(id)
-            .map(|record| record.unpack(*id))
-            .transpose()
+        self.inner.record(id, Compact::unpack).transpose()
     }
 
     async fn touch(
@@ -171,25 +280,29 @@ impl SessionStore for MemoryStore {
         idle_expires_at: OffsetDateTime,
     ) -> Result<bool, Error> {
         let now = micros(now);
-        Ok(match self.inner.sessions.get_mut(id) {
-            Some(mut record) if record.is_live(now) => {
-                record.touch(now, micros(idle_expires_at));
-                true
-            }
-            _ => false,
-        })
+        Ok(self
+            .inner
+            .record_mut(id, |record| {
+                let live = record.is_live(now);
+                if live {
+                    record.touch(now, micros(idle_expires_at));
+                }
+                live
+            })
+            .unwrap_or(false))
     }
 
     async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
-        let Some(mut record) = self.inner.sessions.get_mut(&rotation.id) else {
-            return Ok(RotateOutcome::NotFound);
-        };
         let now = micros(rotation.now);
-        if !record.is_live(now) || record.token_hash != rotation.presented {
-            return record.unpack(rotation.id).map(RotateOutcome::Rejected);
-        }
-        record.rotate(rotation.next, now, micros(rotation.idle_expires_at));
-        record.unpack(rotation.id).map(RotateOutcome::Rotated)
+        self.inner
+            .record_mut(&rotation.id, |record| {
+                if !record.is_live(now) || record.token_hash != rotation.presented {
+                    return record.unpack().map(RotateOutcome::Rejected);
+                }
+                record.rotate(rotation.next, now, micros(rotation.idle_expires_at));
+                record.unpack().map(RotateOutcome::Rotated)
+            })
+            .unwrap_or(Ok(RotateOutcome::NotFound))
     }
 
     async fn revoke(
@@ -198,7 +311,7 @@ impl SessionStore for MemoryStore {
         now: OffsetDateTime,
         reason: RevokeReason,
     ) -> Result<bool, Error> {
-        Ok(self.revoke_locked(id, micros(now), reason))
+        Ok(self.inner.revoke_live(id, micros(now), reason))
     }
 
     async fn revoke_all(
@@ -208,25 +321,26 @@ impl SessionStore for MemoryStore {
         now: OffsetDateTime,
         reason: RevokeReason,
     ) -> Result<u64, Error> {
+        let inner = &*self.inner;
         let now = micros(now);
-        let Some(mut index) = self.inner.users.get_mut(user) else {
+        let user_hash = inner.user_hash(user);
+        let key = spread(user_hash);
+        let mut users = inner.users.write(key);
+        let Ok(index) = users.find_entry(key, |entry| inner.owns(entry, user_hash, user)) else {
             return Ok(0);
         };
         let mut count = 0;
-        for id in index.iter().filter(|id| Some(*id) != keep) {
-            if self.revoke_locked(id, now, reason) {
+        for id in index.get().ids().iter().filter(|id| Some(*id) != keep) {
+            if inner.revoke_live(id, now, reason) {
                 count += 1;
             }
         }
         // Keep what may still be the user's: the kept session, and records merely expired at
         // this `now` (a caller whose clock lags may extend them; the purge removes the rest).
-        index.retain(|id| {
-            Some(&*id) == keep
-                || self
-                    .inner
-                    .sessions
-                    .get(id)
-                    .is_some_and(|record| !record.is_revoked())
+        index.replace_entry_with(|entry| {
+            entry.retain(|id| {
+                Some(id) == keep || inner.record(id, |record| !record.is_revoked()) == Some(true)
+            })
         });
         Ok(count)
     }
@@ -237,22 +351,31 @@ impl SessionStore for MemoryStore {
         now: OffsetDateTime,
         limit: NonZeroUsize,
     ) -> Result<Vec<SessionRecord>, Error> {
+        let inner = &*self.inner;
         let now = micros(now);
-        let Some(index) = self.inner.users.get(user) else {
+        let user_hash = inner.user_hash(user);
+        let key = spread(user_hash);
+        let users = inner.users.read(key);
+        let Some(index) = users.find(key, |entry| inner.owns(entry, user_hash, user)) else {
             return Ok(Vec::new());
         };
         let mut live: Vec<(i64, SessionId)> = index
+            .ids()
             .iter()
             .filter_map(|id| {
-                let record = self.inner.sessions.get(id)?;
-                record.is_live(now).then_some((record.created_at, *id))
+                inner
+                    .record(id, |record| {
+                        record.is_live(now).then_some(record.created_at)
+                    })
+                    .flatten()
+                    .map(|created_at| (created_at, *id))
             })
             .collect();
-        drop(index);
+        drop(users);
         live.sort_unstable_by_key(|key| std::cmp::Reverse(*key));
         live.truncate(limit.get());
         live.into_iter()
-            .filter_map(|(_, id)| self.inner.sessions.get(&id).map(|record| record.unpack(id)))
+            .filter_map(|(_, id)| inner.record(&id, Compact::unpack))
             .collect()
     }
 
@@ -265,31 +388,22 @@ impl SessionStore for MemoryStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if queue.is_empty() {
-            queue.extend(
-                self.inner
-                    .sessions
-                    .iter()
-                    .filter(|entry| entry.value().is_expired(now))
-                    .map(|entry| *entry.key()),
-            );
+            for shard in self.inner.sessions.each_shard() {
+                queue.extend(
+                    shard
+                        .iter()
+                        .filter(|record| record.is_expired(now))
+                        .map(|record| record.id),
+                );
+            }
         }
         let mut deleted = 0_u64;
         let mut taken = 0;
         while taken < batch {
             let Some(id) = queue.pop() else { break };
             taken += 1;
-            if let Some((_, record)) = self
-                .inner
-                .sessions
-                .remove_if(&id, |_, record| record.is_expired(now))
-            {
+            if self.inner.purge(&id, now) {
                 deleted += 1;
-                if let Some(mut index) = self.inner.users.get_mut(&record.user_id) {
-                    index.retain(|kept| *kept != id);
-                }
-                self.inner
-                    .users
-                    .remove_if(&record.user_id, |_, index| index.is_empty());
             }
         }
         Ok(deleted)
@@ -321,6 +435,143 @@ mod tests {
             device: DeviceInfo::new(),
             data: None,
         }
+    }
+
+    /// How many ids the user's index holds, if it has one.
+    fn indexed(store: &MemoryStore, user: &UserId) -> Option<usize> {
+        let inner = &*store.inner;
+        let user_hash = inner.user_hash(user);
+        let key = spread(user_hash);
+        let users = inner.users.read(key);
+        users
+            .find(key, |entry| inner.owns(entry, user_hash, user))
+            .map(|entry| entry.ids().len())
+    }
+
+    /// Two user ids whose index hashes are equal under this store's seed (a birthday search:
+    /// about 80,000 ids on average for 32-bit hashes).
+    fn colliding_users(store: &MemoryStore) -> (UserId, UserId) {
+        let mut seen = std::collections::HashMap::new();
+        let mut n = 0_u64;
+        loop {
+            let user = UserId::new(format!("c{n}")).unwrap();
+            if let Some(other) = seen.insert(store.inner.user_hash(&user), user.clone()) {
+                return (other, user);
+            }
+            n += 1;
+        }
+    }
+
+    #[tokio::test]
+    async fn users_sharing_an_index_hash_stay_apart() {
+        let store = MemoryStore::new();
+        let (a, b) = colliding_users(&store);
+        let start = datetime!(2030-01-01 0:00 UTC);
+        let cap = SessionLimit::new(NonZeroU32::new(2).unwrap(), LimitMode::EvictOldest);
+        let at = |minute| start + Duration::minutes(minute);
+        let [a1, b1, a2, b2, a3] = [(&a, 0), (&b, 1), (&a, 2), (&b, 3), (&a, 4)]
+            .map(|(user, minute)| record(user, at(minute)));
+        for created in [&a1, &b1, &a2, &b2] {
+            let outcome = store.create(created.clone(), cap).await.unwrap();
+            assert_eq!(outcome, CreateOutcome::Created { evicted: vec![] });
+        }
+        assert_eq!(
+            store.inner.users.len(),
+            2,
+            "one entry per user, under one hash"
+        );
+        let outcome = store.create(a3.clone(), cap).await.unwrap();
+        assert_eq!(
+            outcome,
+            CreateOutcome::Created {
+                evicted: vec![a1.id]
+            }
+        );
+
+        let now = at(5);
+        let ids = |records: Vec<SessionRecord>| records.iter().map(|r| r.id).collect::<Vec<_>>();
+        let all = NonZeroUsize::new(10).unwrap();
+        assert_eq!(ids(store.list(&a, now, all).await.unwrap()), [a3.id, a2.id]);
+        assert_eq!(ids(store.list(&b, now, all).await.unwrap()), [b2.id, b1.id]);
+        assert_eq!(indexed(&store, &a), Some(2));
+
+        let reason = RevokeReason::PasswordChanged;
+        assert_eq!(store.revoke_all(&b, None, now, reason).await.unwrap(), 2);
+        assert_eq!(indexed(&store, &b), None, "b's emptied entry is dropped");
+        assert!(store.list(&b, now, all).await.unwrap().is_empty());
+        assert_eq!(ids(store.list(&a, now, all).await.unwrap()), [a3.id, a2.id]);
+        assert_eq!(store.revoke_all(&b, None, now, reason).await.unwrap(), 0);
+
+        let b3 = record(&b, now);
+        store.create(b3.clone(), cap).await.unwrap();
+        assert_eq!(ids(store.list(&b, now, all).await.unwrap()), [b3.id]);
+        // a's records expire first; b's entry, under the same hash, keeps its one id.
+        let purged = session_core::purge_all_expired(&store, at(14), NonZeroU32::MIN)
+            .await
+            .unwrap();
+        assert_eq!(purged, 5);
+        assert_eq!(indexed(&store, &a), None);
+        assert_eq!(indexed(&store, &b), Some(1));
+        assert_eq!(ids(store.list(&b, at(14), all).await.unwrap()), [b3.id]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn purge_logins_and_listings_of_the_same_users_interleave() {
+        let store = MemoryStore::new();
+        let start = datetime!(2030-01-01 0:00 UTC);
+        let cap = SessionLimit::new(NonZeroU32::new(3).unwrap(), LimitMode::EvictOldest);
+        let users: Vec<UserId> = (0..8)
+            .map(|u| UserId::new(format!("p{u}")).unwrap())
+            .collect();
+        let mut tasks = Vec::new();
+        for (n, user) in users.iter().enumerate() {
+            let (store, user) = (store.clone(), user.clone());
+            tasks.push(tokio::spawn(async move {
+                for step in 0..300 {
+                    // Every login is expired for the purge below, whose `now` is later.
+                    let at = start + Duration::seconds(step);
+                    store.create(record(&user, at), cap).await.unwrap();
+                    let listed = store
+                        .list(&user, at, NonZeroUsize::new(10).unwrap())
+                        .await
+                        .unwrap();
+                    // The purge may have taken the new session already.
+                    assert!(listed.len() <= 3, "{n}: {}", listed.len());
+                    assert!(listed.iter().all(|r| r.user_id == user));
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        let purger = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let later = start + Duration::days(1);
+                let mut purged = 0;
+                for _ in 0..200 {
+                    purged += store
+                        .purge_expired(later, NonZeroU32::new(16).unwrap())
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+                purged
+            })
+        };
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let mut purged = purger.await.unwrap();
+        let later = start + Duration::days(1);
+        // The first sweep may end on ids the purger's last scan queued and already deleted;
+        // the second scans afresh.
+        for _ in 0..2 {
+            purged += session_core::purge_all_expired(&store, later, NonZeroU32::new(64).unwrap())
+                .await
+                .unwrap();
+        }
+        assert_eq!(purged, 8 * 300);
+        assert!(store.is_empty());
+        assert_eq!(store.inner.users.len(), 0);
     }
 
     #[tokio::test]
@@ -368,15 +619,13 @@ mod tests {
             store.create(record(&user, at), cap).await.unwrap();
         }
         // Evicted (revoked) ids leave the index at once; the two live ones stay.
-        assert_eq!(store.inner.users.get(&user).unwrap().len(), 2);
+        assert_eq!(indexed(&store, &user), Some(2));
         let later = start + Duration::hours(3);
         let purged = session_core::purge_all_expired(&store, later, NonZeroU32::MIN)
             .await
             .unwrap();
         assert_eq!(purged, 50);
-        assert!(
-            store.inner.users.get(&user).is_none(),
-            "the emptied index is dropped"
-        );
+        assert_eq!(indexed(&store, &user), None, "the emptied index is dropped");
+        assert_eq!(store.inner.users.len(), 0);
     }
 }
