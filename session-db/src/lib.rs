@@ -58,8 +58,8 @@
 //! |---|---|---|---|
 //! | `find` | 1 `SELECT` | 1 | 1 |
 //! | `create`, no cap | 1 `INSERT` | 1 | 1 |
-//! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 5: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`, advisory lock, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted) |
-//! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 5: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`, advisory lock, the same `INSERT … SELECT`, `COMMIT` | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
+//! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 4: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` and the advisory lock in one simple-protocol query, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted) |
+//! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 4: `BEGIN`, isolation level + advisory lock (one query), the same `INSERT … SELECT`, `COMMIT` | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
 //! | `touch` | 1 `UPDATE` | 1 | 1 |
 //! | `rotate`, won | 1 `UPDATE … RETURNING` | 1 | 2: `SELECT`, `UPDATE` (compare-and-swap on hash and generation) |
 //! | `rotate`, rejected | 2: the `UPDATE`, then `SELECT` | 2 | 1 `SELECT`; 3 if another call changed the record between the two |
@@ -78,7 +78,7 @@
 //! | guarantee | how |
 //! |---|---|
 //! | one winner among concurrent rotations of a token | `UPDATE … WHERE id = ? AND token_hash = ? AND revoked_at IS NULL AND expires_at > now` (MySQL: and `generation = ?`); only the row's new version can match once |
-//! | the per-user cap holds under concurrent logins, none fails spuriously | SQLite: the database write lock (`BEGIN IMMEDIATE`); PostgreSQL: `pg_advisory_xact_lock` keyed on the table and the user, so even a user's first logins queue; MySQL: an `INSERT … ON DUPLICATE KEY UPDATE` on a per-user row of `<table>_user_locks`, held to the commit |
+//! | the per-user cap holds under concurrent logins, none fails spuriously | SQLite: the database write lock (`BEGIN IMMEDIATE`); PostgreSQL: `pg_advisory_xact_lock` keyed on the table and the user (32-bit keys from SHA-256), so even a user's first logins queue; MySQL: an `INSERT … ON DUPLICATE KEY UPDATE` on a per-user row of `<table>_user_locks`, held to the commit |
 //! | a lost deadlock is not an error | a login transaction or single statement that the database aborted as a deadlock victim (or serialization failure; nothing of it was applied) runs again, at most 8 tries in all, after jittered pauses, then [`Error::Unavailable`](session_core::Error::Unavailable). On MySQL a revoke-all and concurrent capped logins of the same user can deadlock on InnoDB's gap locks; the retry resolves it |
 //! | nothing half-written | a failed capped login rolls back its evictions with its insert |
 //! | records read back equal to what was written | instants in UTC with microseconds (`timestamptz`, `DATETIME(6)`, SQLite integer microseconds), app data as text, byte for byte |

@@ -2,6 +2,9 @@
 //! table. Placeholders are `?` here and numbered for PostgreSQL by
 //! [`Dialect::placeholders`].
 
+use session_core::UserId;
+use sha2::{Digest, Sha256};
+
 use crate::config::TableName;
 use crate::dialect::Dialect;
 
@@ -32,7 +35,8 @@ pub(crate) struct Sql {
     pub(crate) evict: String,
     /// PostgreSQL: [`Sql::evict`] and the insert in one statement.
     pub(crate) evict_and_insert: String,
-    /// PostgreSQL: the per-user transaction lock. MySQL: the per-user lock row.
+    /// MySQL: the per-user lock row. (PostgreSQL takes an advisory lock keyed by
+    /// [`Sql::user_lock_keys`]; SQLite locks the whole database.)
     pub(crate) lock_user: String,
     /// MySQL: the live sessions past the newest `?`, newest first. A plain read: the per-user
     /// lock row already serializes the user's logins, and `FOR UPDATE` would take gap locks on
@@ -70,16 +74,13 @@ impl Sql {
         );
         let insert = format!("INSERT INTO {t} ({INSERT_COLUMNS}) VALUES ({values})");
         let lock_user = match dialect {
-            Dialect::Postgres => {
-                "SELECT pg_advisory_xact_lock(hashtext(?), hashtext(?))".to_owned()
-            }
             Dialect::MySql => {
                 let locks = dialect.quote(&format!("{table}_user_locks"));
                 format!(
                     "INSERT INTO {locks} (user_id) VALUES (?) ON DUPLICATE KEY UPDATE user_id = user_id"
                 )
             }
-            Dialect::Sqlite => String::new(),
+            Dialect::Postgres | Dialect::Sqlite => String::new(),
         };
         let purge = match dialect {
             Dialect::Sqlite => format!(
@@ -163,9 +164,20 @@ impl Sql {
     /// Most ids in one [`Sql::evict_ids`] statement.
     pub(crate) const EVICT_CHUNK: usize = 500;
 
-    /// The key text of the per-user lock (PostgreSQL hashes it with `hashtext`).
-    pub(crate) fn user_lock_key(&self) -> String {
-        format!("session-db:create:{}", self.table)
+    /// The two keys of the PostgreSQL advisory lock that serializes the capped logins of `user`
+    /// on this table: the first 32 bits of the SHA-256 of `session-db:create:<table>` and of the
+    /// user id. Users whose keys collide only wait for each other.
+    pub(crate) fn user_lock_keys(&self, user: &UserId) -> (i32, i32) {
+        let key = |text: &[u8]| {
+            let digest = Sha256::digest(text);
+            let mut first = [0; 4];
+            first.copy_from_slice(digest.get(..4).unwrap_or(&[0; 4]));
+            i32::from_le_bytes(first)
+        };
+        (
+            key(format!("session-db:create:{}", self.table).as_bytes()),
+            key(user.as_str().as_bytes()),
+        )
     }
 
     /// The key text of the purge lock (PostgreSQL hashes it with `hashtextextended(_, 0)`).

@@ -328,8 +328,7 @@ impl DbStore {
                 Ok(CreateOutcome::Created { evicted })
             }
             (Dialect::Postgres, LimitMode::Reject) => {
-                let tx = self.begin_read_committed().await?;
-                self.lock_user(&tx, &record.user_id).await?;
+                let tx = self.begin_locked_postgres(&record.user_id).await?;
                 let inserted = tx
                     .execute_raw(self.below_cap(values, &record.user_id, now, max))
                     .await?
@@ -338,8 +337,7 @@ impl DbStore {
                 Ok(created_or_rejected(inserted))
             }
             (Dialect::Postgres, _) => {
-                let tx = self.begin_read_committed().await?;
-                self.lock_user(&tx, &record.user_id).await?;
+                let tx = self.begin_locked_postgres(&record.user_id).await?;
                 let mut params = self.evict_values(&record.user_id, now, keep_newest);
                 params.extend_from_slice(values);
                 let evicted = tx
@@ -402,28 +400,29 @@ impl DbStore {
         Ok(CreateOutcome::Created { evicted: over_cap })
     }
 
-    /// A PostgreSQL transaction at READ COMMITTED whatever the server's default: each statement
-    /// then sees what committed before it started, so the counting statement that follows the
-    /// user's advisory lock sees every login that held the lock before. (Under REPEATABLE READ
-    /// the snapshot would date from before the lock wait, and two logins could both see room
-    /// under the cap.)
-    async fn begin_read_committed(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.db
-            .begin_with_options(TransactionOptions {
-                isolation_level: Some(sea_orm::IsolationLevel::ReadCommitted),
-                ..TransactionOptions::default()
-            })
-            .await
+    /// PostgreSQL: a transaction at READ COMMITTED whatever the server's default, holding the
+    /// user's advisory lock. Each statement then sees what committed before it started, so the
+    /// counting statement that follows sees every login that held the lock before. (Under
+    /// REPEATABLE READ the snapshot would date from before the lock wait, and two logins could
+    /// both see room under the cap.)
+    ///
+    /// Two round trips: `BEGIN`, then the isolation level and the lock as one simple-protocol
+    /// query of two statements. The lock keys are integers computed here, so the query text
+    /// holds nothing but numbers besides its fixed words.
+    async fn begin_locked_postgres(&self, user: &UserId) -> Result<DatabaseTransaction, DbErr> {
+        let (table_key, user_key) = self.sql.user_lock_keys(user);
+        let tx = self.db.begin().await?;
+        tx.execute_unprepared(&format!(
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+             SELECT pg_advisory_xact_lock({table_key}, {user_key})"
+        ))
+        .await?;
+        Ok(tx)
     }
 
+    /// MySQL: takes the user's lock row for the rest of the transaction.
     async fn lock_user(&self, tx: &DatabaseTransaction, user: &UserId) -> Result<(), DbErr> {
-        let params = match self.dialect {
-            Dialect::Postgres => vec![
-                Value::from(self.sql.user_lock_key()),
-                Value::from(user.as_str()),
-            ],
-            Dialect::MySql | Dialect::Sqlite => vec![self.dialect.user(user)],
-        };
+        let params = vec![self.dialect.user(user)];
         tx.execute_raw(self.statement(&self.sql.lock_user, params))
             .await
             .map(drop)

@@ -290,9 +290,9 @@ async fn postgres_statement_counts() {
         Backend::Postgres,
         Expected {
             create_uncapped: 1,
-            create_capped: 5,
-            create_capped_evicting: 5,
-            create_rejected: 5,
+            create_capped: 4,
+            create_capped_evicting: 4,
+            create_rejected: 4,
             rotate_won: 1,
             rotate_lost: 2,
         },
