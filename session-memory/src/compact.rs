@@ -191,8 +191,17 @@ impl Compact {
     }
 
     /// The rotation write (after the caller checked the hash); the first one allocates the
-    /// cold part.
-    pub(crate) fn rotate(&mut self, next: TokenHash, now: i64, idle_expires_at: i64) {
+    /// cold part. Returns `false`, having written nothing, if the generation cannot grow.
+    #[must_use]
+    pub(crate) fn rotate(&mut self, next: TokenHash, now: i64, idle_expires_at: i64) -> bool {
+        let Some(generation) = self
+            .cold
+            .as_ref()
+            .map_or(0, |cold| cold.generation)
+            .checked_add(1)
+        else {
+            return false;
+        };
         let cold = self.cold.get_or_insert_with(|| {
             Box::new(Cold {
                 generation: 0,
@@ -202,10 +211,11 @@ impl Compact {
             })
         });
         cold.previous_token_hash = Some(self.token_hash);
-        cold.generation += 1;
+        cold.generation = generation;
         cold.rotated_at = now;
         self.token_hash = next;
         self.touch(now, idle_expires_at);
+        true
     }
 }
 
@@ -294,8 +304,8 @@ mod tests {
         let at = micros(fresh.created_at);
         let mut packed = Compact::pack(fresh.clone());
         let next = RefreshToken::generate(fresh.id).unwrap().hash();
-        packed.rotate(next, at + 1, at + 2);
-        packed.rotate(next, at + 3, at + 4);
+        assert!(packed.rotate(next, at + 1, at + 2));
+        assert!(packed.rotate(next, at + 3, at + 4));
         packed.revoke(at + 5, RevokeReason::Logout);
         let record = packed.unpack().unwrap();
         assert_eq!(record.generation, 2);

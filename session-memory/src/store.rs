@@ -251,9 +251,9 @@ impl SessionStore for MemoryStore {
                 format!("a session with id {id} already exists"),
             ));
         }
-        for old in &evicted {
-            inner.revoke_live(old, now, RevokeReason::Evicted);
-        }
+        // A session revoked meanwhile by another caller (a logout takes no user lock) keeps
+        // that caller's reason and is not reported as evicted.
+        evicted.retain(|old| inner.revoke_live(old, now, RevokeReason::Evicted));
         let index = match index {
             Entry::Occupied(index) if !evicted.is_empty() => {
                 index.replace_entry_with(|entry| entry.retain(|kept| !evicted.contains(kept)))
@@ -299,7 +299,15 @@ impl SessionStore for MemoryStore {
                 if !record.is_live(now) || record.token_hash != rotation.presented {
                     return record.unpack().map(RotateOutcome::Rejected);
                 }
-                record.rotate(rotation.next, now, micros(rotation.idle_expires_at));
+                if !record.rotate(rotation.next, now, micros(rotation.idle_expires_at)) {
+                    return Err(Error::backend(
+                        NAME,
+                        format!(
+                            "session {} has reached the largest generation; nothing was written",
+                            rotation.id
+                        ),
+                    ));
+                }
                 record.unpack().map(RotateOutcome::Rotated)
             })
             .unwrap_or(Ok(RotateOutcome::NotFound))
@@ -371,12 +379,23 @@ impl SessionStore for MemoryStore {
                     .map(|created_at| (created_at, *id))
             })
             .collect();
-        drop(users);
         live.sort_unstable_by_key(|key| std::cmp::Reverse(*key));
-        live.truncate(limit.get());
-        live.into_iter()
-            .filter_map(|(_, id)| inner.record(&id, Compact::unpack))
-            .collect()
+        // Still under the index lock (so no purge removes them): each record is read again and
+        // kept only if it is still live, since a revocation takes no user lock.
+        let mut out = Vec::with_capacity(live.len().min(limit.get()));
+        for (_, id) in live {
+            if out.len() == limit.get() {
+                break;
+            }
+            if let Some(record) = inner
+                .record(&id, |record| record.is_live(now).then(|| record.unpack()))
+                .flatten()
+            {
+                out.push(record?);
+            }
+        }
+        drop(users);
+        Ok(out)
     }
 
     async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
@@ -387,24 +406,35 @@ impl SessionStore for MemoryStore {
             .purge_queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if queue.is_empty() {
-            for shard in self.inner.sessions.each_shard() {
-                queue.extend(
-                    shard
-                        .iter()
-                        .filter(|record| record.is_expired(now))
-                        .map(|record| record.id),
-                );
-            }
-        }
         let mut deleted = 0_u64;
         let mut taken = 0;
+        let mut scanned = false;
         while taken < batch {
-            let Some(id) = queue.pop() else { break };
+            let Some(id) = queue.pop() else {
+                // The queue may hold what an earlier call's scan found at an earlier `now`: when
+                // it runs dry, scan once more at this `now`, so a call that deletes less than a
+                // batch leaves nothing expired behind it.
+                if scanned {
+                    break;
+                }
+                scanned = true;
+                for shard in self.inner.sessions.each_shard() {
+                    queue.extend(
+                        shard
+                            .iter()
+                            .filter(|record| record.is_expired(now))
+                            .map(|record| record.id),
+                    );
+                }
+                continue;
+            };
             taken += 1;
             if self.inner.purge(&id, now) {
                 deleted += 1;
             }
+        }
+        if queue.is_empty() {
+            queue.shrink_to_fit();
         }
         Ok(deleted)
     }
