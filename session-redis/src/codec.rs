@@ -140,7 +140,7 @@ fn put_len(out: &mut Vec<u8>, what: &str, len: usize) -> Result<(), StoreError> 
 ///
 /// # Errors
 ///
-/// An instant outside [`micros`]' range, a generation above 2^53, or a reason without a code.
+/// An instant outside [`micros`]' range, a generation of 2^53 or more, or a reason without a code.
 pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
     let user = record.user_id.as_str().as_bytes();
     let data_len = record.data.as_ref().map_or(0, AppData::len);
@@ -161,7 +161,7 @@ pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
     out.extend_from_slice(previous.map_or(&[0; 32], |hash| hash.as_bytes()));
     let rotated = record.rotated_at.map(micros).transpose()?.unwrap_or(0);
     out.extend_from_slice(&rotated.to_le_bytes());
-    if record.generation > MAX_EXACT.unsigned_abs() {
+    if record.generation >= MAX_EXACT.unsigned_abs() {
         return Err(StoreError::Decode(format!(
             "generation {} is beyond what the scripts count exactly",
             record.generation
@@ -497,6 +497,16 @@ mod tests {
             ..sample()
         };
         assert!(encode(&far).is_err());
+        let counted = SessionRecord {
+            generation: (1 << 53) - 1,
+            ..sample()
+        };
+        assert!(encode(&counted).is_ok());
+        let beyond = SessionRecord {
+            generation: 1 << 53,
+            ..sample()
+        };
+        assert!(encode(&beyond).is_err());
     }
 
     #[test]

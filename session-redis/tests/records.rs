@@ -244,3 +244,32 @@ async fn create_refuses_an_id_tagged_for_another_user() {
     );
     assert_eq!(store.find(&record.id).await.unwrap(), None);
 }
+
+/// A rotation that would take the generation past what the scripts count exactly fails as a
+/// backend error and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generation_that_cannot_grow_fails_without_a_write() {
+    if support::skip(Topo::Standalone) {
+        return;
+    }
+    let store = support::connect(Topo::Standalone, support::config(Topo::Standalone)).await;
+    let now = datetime!(2040-06-01 12:00 UTC);
+    let user = UserId::new("old-timer").unwrap();
+    let mut record = support::record(&user, now, HOUR, HOUR);
+    record.generation = (1 << 53) - 1;
+    store
+        .create(record.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let rotated = store
+        .rotate(Rotation {
+            id: record.id,
+            presented: record.token_hash,
+            next: TokenHash::from_bytes([2; 32]),
+            now,
+            idle_expires_at: now + HOUR,
+        })
+        .await;
+    assert!(matches!(rotated, Err(Error::Backend { .. })), "{rotated:?}");
+    assert_eq!(store.find(&record.id).await.unwrap(), Some(record));
+}

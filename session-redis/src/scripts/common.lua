@@ -12,6 +12,8 @@ local AT_GENERATION = 91
 local AT_ABSOLUTE = 99
 local AT_REASON = 107
 local HEADER_LEN = 123
+-- Integers a Lua number holds exactly are below this (2^53).
+local MAX_EXACT = 9007199254740992
 -- The rotation flags a rotation sets: a previous token hash and a rotation instant.
 local ROTATED_FLAGS = '\3'
 

@@ -19,6 +19,9 @@ local current = string.sub(v, AT_TOKEN, AT_TOKEN + 31)
 if state == 'live' and current == ARGV[2] then
   local idle = math.min(tonumber(ARGV[4]), absolute)
   local generation = struct.unpack('<I8', v, AT_GENERATION) + 1
+  if generation >= MAX_EXACT then
+    return redis.error_reply('rotate: the generation cannot grow further; nothing was written')
+  end
   -- Idle expiry, last active, token, flags, previous token, rotated at, generation: contiguous.
   local patch = struct.pack('<i8i8', idle, now) .. ARGV[3] .. ROTATED_FLAGS .. current
     .. struct.pack('<i8I8', now, generation)
