@@ -58,7 +58,7 @@
 //! |---|---|---|---|
 //! | `find` | 1 `SELECT` | 1 | 1 |
 //! | `create`, no cap | 1 `INSERT` | 1 | 1 |
-//! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 4: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` and the advisory lock in one simple-protocol query, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted) |
+//! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 4: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` and the advisory lock in one simple-protocol query, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted, and a `SELECT` of the ones it revoked if a concurrent logout revoked some first) |
 //! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 4: `BEGIN`, isolation level + advisory lock (one query), the same `INSERT … SELECT`, `COMMIT` | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
 //! | `touch` | 1 `UPDATE` | 1 | 1 |
 //! | `rotate`, won | 1 `UPDATE … RETURNING` | 1 | 2: `SELECT`, `UPDATE` (compare-and-swap on hash and generation) |

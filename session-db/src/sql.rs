@@ -161,6 +161,17 @@ impl Sql {
         ))
     }
 
+    /// MySQL: which of `count` ids this transaction's eviction revoked (`revoke_reason = ?`,
+    /// `revoked_at = ?`, then the ids), when [`Sql::evict_ids`] changed fewer rows than it was
+    /// given because another caller revoked some first.
+    pub(crate) fn evicted_among(&self, count: usize) -> String {
+        let t = self.dialect.quote(&self.table);
+        let marks = vec!["?"; count].join(", ");
+        self.dialect.placeholders(&format!(
+            "SELECT id FROM {t} WHERE revoke_reason = ? AND revoked_at = ? AND id IN ({marks})"
+        ))
+    }
+
     /// Most ids in one [`Sql::evict_ids`] statement.
     pub(crate) const EVICT_CHUNK: usize = 500;
 

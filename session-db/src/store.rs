@@ -388,16 +388,38 @@ impl DbStore {
         }
         // Selected newest first; reported oldest first.
         over_cap.reverse();
+        let mut evicted = Vec::with_capacity(over_cap.len());
         for chunk in over_cap.chunks(Sql::EVICT_CHUNK) {
+            let ids = chunk.iter().map(|id| Value::from(id.to_string()));
             let mut params = vec![self.time(now), Value::from(RevokeReason::Evicted.as_str())];
-            params.extend(chunk.iter().map(|id| Value::from(id.to_string())));
-            tx.execute_raw(self.statement(&self.sql.evict_ids(chunk.len()), params))
+            params.extend(ids.clone());
+            let changed = tx
+                .execute_raw(self.statement(&self.sql.evict_ids(chunk.len()), params))
+                .await?
+                .rows_affected();
+            if usize::try_from(changed).is_ok_and(|changed| changed == chunk.len()) {
+                evicted.extend_from_slice(chunk);
+                continue;
+            }
+            // Another caller (a logout takes no user lock) revoked some of them after the read
+            // above: report only those this eviction revoked. The read sees this transaction's
+            // own writes, and those of others as of its snapshot, where they were still live.
+            let mut params = vec![Value::from(RevokeReason::Evicted.as_str()), self.time(now)];
+            params.extend(ids);
+            let rows = tx
+                .query_all_raw(self.statement(&self.sql.evicted_among(chunk.len()), params))
                 .await?;
+            let ours = rows
+                .iter()
+                .map(|row| read_id(row, 0))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CreateError::Store(decode_error(self.dialect, e)))?;
+            evicted.extend(chunk.iter().filter(|id| ours.contains(id)));
         }
         tx.execute_raw(self.statement(&self.sql.insert, values.to_vec()))
             .await?;
         tx.commit().await?;
-        Ok(CreateOutcome::Created { evicted: over_cap })
+        Ok(CreateOutcome::Created { evicted })
     }
 
     /// PostgreSQL: a transaction at READ COMMITTED whatever the server's default, holding the
