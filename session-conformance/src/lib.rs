@@ -33,7 +33,7 @@
 //! | rotation, reuse detection, grace window, malformed tokens | [`scenarios::refresh_rotates_token`] … [`scenarios::malformed_tokens_are_rejected`] |
 //! | bad input | [`scenarios::oversized_input_is_rejected`], [`scenarios::user_id_bounds`] |
 //! | the bare store contract | `store_*` |
-//! | purge and the cleanup task | [`scenarios::purge_removes_only_expired`], [`scenarios::cleanup_task_purges_in_background`] |
+//! | purge and the cleanup task | [`scenarios::purge_removes_only_expired`], [`scenarios::purge_at_a_later_instant_finds_newly_expired`], [`scenarios::cleanup_task_purges_in_background`] |
 //! | races on a multi-thread runtime, each repeated [`scenarios::ROUNDS`] times with [`scenarios::TASKS`] tasks | `race_*` |
 //! | random sequences against a reference model | [`model::run`] |
 //!
@@ -137,6 +137,7 @@ macro_rules! __conformance_tests {
             store_list_honours_now_and_limit,
             store_out_of_order_calls_keep_sessions_covered,
             purge_removes_only_expired,
+            purge_at_a_later_instant_finds_newly_expired,
             cleanup_task_purges_in_background,
             race_refresh_exactly_one_wins,
             race_refresh_with_grace_keeps_session,
@@ -147,6 +148,8 @@ macro_rules! __conformance_tests {
             race_revoke_all_against_logins,
             race_logout_against_refresh,
             race_store_create_cap_one,
+            race_list_against_logouts,
+            race_eviction_against_logout,
         );
 
         #[test]

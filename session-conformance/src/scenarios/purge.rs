@@ -125,3 +125,59 @@ pub async fn cleanup_task_purges_in_background(store: Arc<dyn SessionStore>) {
     }
     manager.validate(&fresh.session.id).await.unwrap();
 }
+
+/// A purge sweep interrupted after one batch, then purges at a later instant: they delete what
+/// expired by then, including records that expired after the first sweep began, so purging in
+/// batches until a call deletes less than a batch leaves nothing expired.
+pub async fn purge_at_a_later_instant_finds_newly_expired(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let native = h.store.capabilities().native_expiry;
+    let user = h.user("successive");
+    let batch = NonZeroU32::new(2).unwrap();
+    let mut expired = Vec::new();
+    for minute in 0..5 {
+        let record = record_at(&user, START + Duration::minutes(minute));
+        expired.push(record.id);
+        h.store
+            .create(record, SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+    }
+    // Records of `record_at` are idle for an hour: these five have expired at `t1`.
+    let t1 = START + Duration::minutes(90);
+    let first = h.store.purge_expired(t1, batch).await.unwrap();
+    assert!(
+        first <= 2,
+        "a batch deletes at most its size, deleted {first}"
+    );
+    // Three more, created after that sweep began, expired by `t2`; one still live at `t2`.
+    for minute in 0..3 {
+        let record = record_at(&user, t1 + Duration::minutes(minute));
+        expired.push(record.id);
+        h.store
+            .create(record, SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+    }
+    let t2 = t1 + Duration::minutes(90);
+    let live = record_at(&user, t2 - Duration::minutes(1));
+    h.store
+        .create(live.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let rest = purge_all_expired(h.store.as_ref(), t2, batch)
+        .await
+        .unwrap();
+    assert!(h.store.find(&live.id).await.unwrap().is_some());
+    if native {
+        return;
+    }
+    assert_eq!(first + rest, 8, "every expired record is purged once");
+    for id in &expired {
+        assert_eq!(
+            h.store.find(id).await.unwrap(),
+            None,
+            "{id} is still stored"
+        );
+    }
+}

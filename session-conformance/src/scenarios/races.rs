@@ -401,3 +401,113 @@ pub async fn race_store_create_cap_one(store: Arc<dyn SessionStore>) {
         assert_eq!(live.len(), 1, "round {round}");
     }
 }
+
+/// [`TASKS`] sessions of one user listed from one task while another revokes them one by one:
+/// a listing never returns a session revoked before it read that session, whichever wins.
+pub async fn race_list_against_logouts(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let limit = std::num::NonZeroUsize::new(TASKS).unwrap();
+    for round in 0..ROUNDS {
+        let user = h.user(&format!("listed-{round}"));
+        let mut ids = Vec::new();
+        for _ in 0..TASKS {
+            let record = record_at(&user, START);
+            ids.push(record.id);
+            h.store
+                .create(record, SessionLimit::UNLIMITED)
+                .await
+                .unwrap();
+        }
+        let revoker = {
+            let store = Arc::clone(&h.store);
+            tokio::spawn(async move {
+                for id in ids {
+                    assert!(
+                        store
+                            .revoke(&id, START, RevokeReason::Logout)
+                            .await
+                            .unwrap(),
+                        "each session is revoked once"
+                    );
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        while !revoker.is_finished() {
+            for record in h.store.list(&user, START, limit).await.unwrap() {
+                assert_eq!(
+                    record.revoked, None,
+                    "round {round}: a revoked session was listed"
+                );
+            }
+        }
+        revoker.await.expect("the revoking task panicked");
+        assert!(h.store.list(&user, START, limit).await.unwrap().is_empty());
+    }
+}
+
+/// A login at a cap of 1 evicts the user's session while a logout revokes that same session:
+/// one of them takes effect, and the answers agree with what is stored. The login lists the
+/// session as evicted exactly when the stored reason is `evicted`; the logout returns `true`
+/// exactly when it is `logout`. Run for [`TASKS`] users per round.
+pub async fn race_eviction_against_logout(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let cap = SessionLimit::new(
+        NonZeroU32::new(1).unwrap(),
+        session_core::LimitMode::EvictOldest,
+    );
+    for round in 0..ROUNDS {
+        let users: Vec<UserId> = (0..TASKS)
+            .map(|n| h.user(&format!("evicted-{round}-{n}")))
+            .collect();
+        let mut firsts = Vec::new();
+        for user in &users {
+            let first = record_at(user, START);
+            firsts.push(first.id);
+            h.store.create(first, cap).await.unwrap();
+        }
+        // Each user's login and logout are spawned side by side, so they meet.
+        let mut logins = Vec::new();
+        let mut logouts = Vec::new();
+        for (user, first) in users.iter().zip(&firsts) {
+            let store = Arc::clone(&h.store);
+            let second = record_at(user, START + Duration::from_secs(1));
+            logins.push(tokio::spawn(async move {
+                store.create(second, cap).await.unwrap()
+            }));
+            let store = Arc::clone(&h.store);
+            let first = *first;
+            logouts.push(tokio::spawn(async move {
+                store
+                    .revoke(&first, START, RevokeReason::Logout)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let (logins, logouts) = (join(logins).await, join(logouts).await);
+        for ((first, login), logged_out) in firsts.iter().zip(logins).zip(logouts) {
+            let session_core::CreateOutcome::Created { evicted } = login else {
+                panic!("round {round}: evict mode never refuses");
+            };
+            let reason = h
+                .store
+                .find(first)
+                .await
+                .unwrap()
+                .expect("a revoked session stays until it expires")
+                .revoked
+                .expect("the eviction or the logout revoked it")
+                .reason;
+            assert_eq!(
+                evicted.contains(first),
+                reason == RevokeReason::Evicted,
+                "round {round}: evicted {evicted:?}, stored reason {reason:?}"
+            );
+            assert_eq!(
+                logged_out,
+                reason == RevokeReason::Logout,
+                "round {round}: logout returned {logged_out}, stored reason {reason:?}"
+            );
+        }
+    }
+}
