@@ -39,11 +39,30 @@ enum Fault {
     TouchReadThenWrite,
     /// Create counts, yields, then inserts: concurrent logins overshoot the cap.
     CreateCountThenInsert,
+    /// Create picks the sessions over the cap, yields, then revokes them and reports all it
+    /// picked as evicted, even those a concurrent logout revoked first.
+    EvictionReportsWhatItPicked,
+    /// List picks the live sessions, yields, then reads them again without checking liveness.
+    ListReadsTwice,
+    /// Purge keeps using the instant of its first call.
+    PurgeKeepsFirstInstant,
 }
 
 struct Faulty {
     inner: MutexStore,
     fault: Fault,
+    /// The instant of the first purge ([`Fault::PurgeKeepsFirstInstant`]).
+    first_purge: std::sync::Mutex<Option<OffsetDateTime>>,
+}
+
+impl Faulty {
+    fn new(fault: Fault) -> Self {
+        Self {
+            inner: MutexStore::default(),
+            fault,
+            first_purge: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 #[async_trait]
@@ -65,6 +84,26 @@ impl SessionStore for Faulty {
                 return Ok(CreateOutcome::LimitReached);
             }
             return self.inner.create(record, SessionLimit::UNLIMITED).await;
+        }
+        if self.fault == Fault::EvictionReportsWhatItPicked
+            && let Some(max) = limit.max
+        {
+            let mut live = self
+                .inner
+                .list(&record.user_id, record.created_at, NonZeroUsize::MAX)
+                .await?;
+            live.reverse(); // oldest first
+            let over = (live.len() + 1).saturating_sub(max.get() as usize);
+            let picked: Vec<SessionId> = live.iter().take(over).map(|r| r.id).collect();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            for id in &picked {
+                let _ = self
+                    .inner
+                    .revoke(id, record.created_at, RevokeReason::Evicted)
+                    .await?;
+            }
+            self.inner.create(record, SessionLimit::UNLIMITED).await?;
+            return Ok(CreateOutcome::Created { evicted: picked });
         }
         let limit = if self.fault == Fault::IgnoreCap {
             SessionLimit::UNLIMITED
@@ -192,6 +231,14 @@ impl SessionStore for Faulty {
         limit: NonZeroUsize,
     ) -> Result<Vec<SessionRecord>, Error> {
         let mut listed = self.inner.list(user, now, NonZeroUsize::MAX).await?;
+        if self.fault == Fault::ListReadsTwice {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            let mut again = Vec::new();
+            for record in listed.iter().take(limit.get()) {
+                again.extend(self.inner.find(&record.id).await?);
+            }
+            return Ok(again);
+        }
         if self.fault == Fault::ListOldestFirst {
             listed.reverse();
         }
@@ -200,10 +247,14 @@ impl SessionStore for Faulty {
     }
 
     async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
-        let now = if self.fault == Fault::PurgeDeletesLive {
-            now + session_core::time::Duration::days(3650)
-        } else {
-            now
+        let now = match self.fault {
+            Fault::PurgeDeletesLive => now + session_core::time::Duration::days(3650),
+            Fault::PurgeKeepsFirstInstant => *self
+                .first_purge
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert(now),
+            _ => now,
         };
         self.inner.purge_expired(now, batch).await
     }
@@ -215,10 +266,7 @@ where
     F: FnOnce(Arc<dyn SessionStore>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let store: Arc<dyn SessionStore> = Arc::new(Faulty {
-        inner: MutexStore::default(),
-        fault,
-    });
+    let store: Arc<dyn SessionStore> = Arc::new(Faulty::new(fault));
     let outcome = tokio::spawn(scenario(store)).await;
     assert!(
         outcome
@@ -323,15 +371,33 @@ async fn non_atomic_create_is_caught() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eviction_reporting_what_it_picked_is_caught() {
+    assert_caught(
+        Fault::EvictionReportsWhatItPicked,
+        scenarios::race_eviction_against_logout,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_reading_twice_is_caught() {
+    assert_caught(Fault::ListReadsTwice, scenarios::race_list_against_logouts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purge_keeping_its_first_instant_is_caught() {
+    assert_caught(
+        Fault::PurgeKeepsFirstInstant,
+        scenarios::purge_at_a_later_instant_finds_newly_expired,
+    )
+    .await;
+}
+
 #[test]
 fn model_catches_wrong_list_order() {
     let caught = std::panic::catch_unwind(|| {
-        session_conformance::model::run(|| async {
-            Faulty {
-                inner: MutexStore::default(),
-                fault: Fault::ListOldestFirst,
-            }
-        });
+        session_conformance::model::run(|| async { Faulty::new(Fault::ListOldestFirst) });
     });
     assert!(
         caught.is_err(),
@@ -342,12 +408,7 @@ fn model_catches_wrong_list_order() {
 #[test]
 fn model_catches_ignored_cap() {
     let caught = std::panic::catch_unwind(|| {
-        session_conformance::model::run(|| async {
-            Faulty {
-                inner: MutexStore::default(),
-                fault: Fault::IgnoreCap,
-            }
-        });
+        session_conformance::model::run(|| async { Faulty::new(Fault::IgnoreCap) });
     });
     assert!(
         caught.is_err(),
