@@ -90,6 +90,44 @@ fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOption
         })
 }
 
+/// The stand-in module for a backend whose cargo feature is off: every entry point fails with
+/// a configuration error that names the feature.
+macro_rules! feature_off {
+    ($module:ident, $feature:literal $(, $probe:ident)?) => {
+        #[cfg(not(feature = $feature))]
+        mod $module {
+            use sea_orm::DatabaseConnection;
+            use session_core::ConfigError;
+
+            use crate::config::DbConfig;
+
+            fn off() -> ConfigError {
+                ConfigError::Store(
+                    concat!("session-db was built without its `", $feature, "` cargo feature")
+                        .to_owned(),
+                )
+            }
+
+            $(
+                pub(super) async fn $probe(_url: &str) -> Result<(), sea_orm::sqlx::Error> {
+                    Err(sea_orm::sqlx::Error::Configuration(off().into()))
+                }
+            )?
+
+            pub(super) fn options(_url: &str) -> Result<(), ConfigError> {
+                Err(off())
+            }
+
+            pub(super) fn pool(
+                _config: &DbConfig,
+                _url: &str,
+            ) -> Result<DatabaseConnection, ConfigError> {
+                Err(off())
+            }
+        }
+    };
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use std::str::FromStr;
@@ -137,25 +175,7 @@ mod sqlite {
     }
 }
 
-#[cfg(not(feature = "sqlite"))]
-mod sqlite {
-    use sea_orm::DatabaseConnection;
-    use session_core::ConfigError;
-
-    use crate::config::DbConfig;
-
-    fn off() -> ConfigError {
-        ConfigError::Store("session-db was built without its `sqlite` cargo feature".to_owned())
-    }
-
-    pub(super) fn options(_url: &str) -> Result<(), ConfigError> {
-        Err(off())
-    }
-
-    pub(super) fn pool(_config: &DbConfig, _url: &str) -> Result<DatabaseConnection, ConfigError> {
-        Err(off())
-    }
-}
+feature_off!(sqlite, "sqlite");
 
 #[cfg(feature = "postgres")]
 mod postgres {
@@ -188,29 +208,7 @@ mod postgres {
     }
 }
 
-#[cfg(not(feature = "postgres"))]
-mod postgres {
-    use sea_orm::DatabaseConnection;
-    use session_core::ConfigError;
-
-    use crate::config::DbConfig;
-
-    fn off() -> ConfigError {
-        ConfigError::Store("session-db was built without its `postgres` cargo feature".to_owned())
-    }
-
-    pub(super) async fn probe(_url: &str) -> Result<(), sea_orm::sqlx::Error> {
-        Err(sea_orm::sqlx::Error::Configuration(off().into()))
-    }
-
-    pub(super) fn options(_url: &str) -> Result<(), ConfigError> {
-        Err(off())
-    }
-
-    pub(super) fn pool(_config: &DbConfig, _url: &str) -> Result<DatabaseConnection, ConfigError> {
-        Err(off())
-    }
-}
+feature_off!(postgres, "postgres", probe);
 
 #[cfg(feature = "mysql")]
 mod mysql {
@@ -248,26 +246,4 @@ mod mysql {
     }
 }
 
-#[cfg(not(feature = "mysql"))]
-mod mysql {
-    use sea_orm::DatabaseConnection;
-    use session_core::ConfigError;
-
-    use crate::config::DbConfig;
-
-    fn off() -> ConfigError {
-        ConfigError::Store("session-db was built without its `mysql` cargo feature".to_owned())
-    }
-
-    pub(super) async fn probe(_url: &str) -> Result<(), sea_orm::sqlx::Error> {
-        Err(sea_orm::sqlx::Error::Configuration(off().into()))
-    }
-
-    pub(super) fn options(_url: &str) -> Result<(), ConfigError> {
-        Err(off())
-    }
-
-    pub(super) fn pool(_config: &DbConfig, _url: &str) -> Result<DatabaseConnection, ConfigError> {
-        Err(off())
-    }
-}
+feature_off!(mysql, "mysql", probe);
