@@ -340,15 +340,31 @@ async fn measure_store(
 }
 
 /// Validate's cost at `small` live sessions, then at `large`, on one target.
-async fn flatness<T: Target>(
-    target: T,
-    budget: &Budget,
+/// The sizes and row length of one flatness measurement.
+#[derive(Clone, Copy)]
+struct FlatPlan {
     tasks: usize,
     small: usize,
     large: usize,
     row: Duration,
-    fill_errors: &mut Vec<String>,
-) -> Result<(RowStats, RowStats), BenchError> {
+}
+
+/// Validate on `target` with `plan.small` then `plan.large` live sessions, reported under
+/// `store`.
+async fn flatness<T: Target>(
+    store: &str,
+    target: T,
+    budget: &Budget,
+    plan: FlatPlan,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let FlatPlan {
+        tasks,
+        small,
+        large,
+        row,
+    } = plan;
+    let fill_errors = &mut report.fill_errors;
     let target = Arc::new(target);
     let mut states: Vec<T::Task> = (0..tasks).map(|i| target.task(i)).collect();
     let fill = Duration::from_secs(3_600);
@@ -373,7 +389,15 @@ async fn flatness<T: Target>(
         large,
     );
     let at_large = run_row(&target, Op::Validate, &mut states, row).await?;
-    Ok((at_small, at_large))
+    report.flatness.push(Flatness {
+        store: store.to_owned(),
+        small,
+        large,
+        tasks,
+        at_small,
+        at_large,
+    });
+    Ok(())
 }
 
 async fn measure_flatness(
@@ -389,53 +413,27 @@ async fn measure_flatness(
         StoreKind::Redis => 100_000,
         StoreKind::Sqlite | StoreKind::Postgres | StoreKind::MySql => args.flat_large_db,
     });
-    let small = args.flat_small;
+    let plan = FlatPlan {
+        tasks,
+        small: args.flat_small,
+        large,
+        row: args.row,
+    };
     let run = format!("{run}-flat-{kind}");
-    eprintln!("  {kind} / validate at {small} then {large} live sessions");
+    eprintln!(
+        "  {kind} / validate at {} then {large} live sessions",
+        plan.small
+    );
     {
         let store = connect_ours(kind, servers).await?.store;
         let budget = Budget::new(0);
         let target = Ours::new(store, bench_config(), &run, budget.clone())?;
-        let (at_small, at_large) = flatness(
-            target,
-            &budget,
-            tasks,
-            small,
-            large,
-            args.row,
-            &mut report.fill_errors,
-        )
-        .await?;
-        report.flatness.push(Flatness {
-            store: kind.name().to_owned(),
-            small,
-            large,
-            tasks,
-            at_small,
-            at_large,
-        });
+        flatness(kind.name(), target, &budget, plan, report).await?;
     }
     if kind == StoreKind::Memory {
         let budget = Budget::new(0);
         let target = RawMemory::new(&run, budget.clone());
-        let (at_small, at_large) = flatness(
-            target,
-            &budget,
-            tasks,
-            small,
-            large,
-            args.row,
-            &mut report.fill_errors,
-        )
-        .await?;
-        report.flatness.push(Flatness {
-            store: "memory limit (bare DashMap)".to_owned(),
-            small,
-            large,
-            tasks,
-            at_small,
-            at_large,
-        });
+        flatness("memory limit (bare DashMap)", target, &budget, plan, report).await?;
     }
     if kind == StoreKind::Redis {
         scrub_redis(&servers.redis, sql_table_names::REDIS_PREFIX).await?;
