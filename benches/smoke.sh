@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# smoke.sh - CI's run of the throughput harness, so it cannot rot: every store, its raw limit
+# smoke.sh - the throughput harness's smoke run by hand (CI runs the same through
+# benches/tests/smoke.rs, from scripts/test-all.sh): every store, its raw limit
 # and its tower-sessions peer, a fraction of a second per row, small session counts. Exits
 # non-zero on any store error. Starts nothing itself except through scripts/services.sh up.
 #

@@ -141,7 +141,7 @@ impl Target for RawMemory {
             }
             Op::Validate => {
                 let id = next(&task.keys, &mut task.cursor, op)?;
-                black_box(self.map.get(id).map(|value| *value).ok_or_else(missing)?);
+                black_box(self.get(id).ok_or_else(missing)?);
             }
             Op::Refresh => {
                 let id = next(&task.keys, &mut task.cursor, op)?;

@@ -274,7 +274,7 @@ async fn measure_store(
     report: &mut Report,
 ) -> Result<(), BenchError> {
     let total = if args.smoke { 2_000 } else { 1_000_000 };
-    let mut redis_value = 0;
+    let mut redis_value: Option<usize> = None;
     for (round, &tasks) in args.tasks.iter().enumerate() {
         // The round too: `--tasks 16,16` must not log the same users in twice on a store
         // that keeps its data between rounds.
@@ -283,8 +283,8 @@ async fn measure_store(
         let opened = connect_ours(kind, servers).await?;
         let pool = opened.db.clone();
         let target = Ours::new(opened.store, bench_config(), &run, ours_budget)?;
-        if kind == StoreKind::Redis && redis_value == 0 {
-            redis_value = redis_record_bytes(&servers.redis, target.manager(), &run).await?;
+        if kind == StoreKind::Redis && redis_value.is_none() {
+            redis_value = Some(redis_record_bytes(&servers.redis, target.manager(), &run).await?);
         }
         let ours = Lane::new(target, tasks);
         let (limit, peer) = match kind {
@@ -294,7 +294,9 @@ async fn measure_store(
             ),
             StoreKind::Redis => {
                 scrub_redis(&servers.redis, sql_table_names::REDIS_RAW).await?;
-                let value = if redis_value == 0 { 256 } else { redis_value };
+                let value = redis_value.ok_or_else(|| {
+                    BenchError::new("redis record size", "not measured before the limit")
+                })?;
                 let raw = RawRedis::connect(
                     &servers.redis,
                     sql_table_names::REDIS_RAW,
