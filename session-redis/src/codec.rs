@@ -95,11 +95,6 @@ pub(crate) fn micros(at: OffsetDateTime) -> Result<i64, StoreError> {
         .ok_or(StoreError::InstantOutOfRange(at))
 }
 
-/// An instant as the decimal text the scripts take as arguments.
-pub(crate) fn micros_text(at: OffsetDateTime) -> Result<String, StoreError> {
-    micros(at).map(|us| us.to_string())
-}
-
 /// The stored code of a revocation reason (never 0, which means "not revoked").
 ///
 /// # Errors
@@ -455,10 +450,20 @@ mod tests {
             ("AT_REASON", offset::REASON + 1),
             ("AT_GENERATION", offset::GENERATION + 1),
             ("HEADER_LEN", offset::HEADER_END),
+            (
+                "MAX_EXACT",
+                usize::try_from(MAX_EXACT).unwrap_or(usize::MAX),
+            ),
+            (
+                "TTL_FLOOR_MS",
+                usize::try_from(crate::store::TTL_FLOOR_MS).unwrap_or(usize::MAX),
+            ),
         ] {
             let line = format!("local {name} = {value}\n");
             assert!(lua.contains(&line), "common.lua lacks `{}`", line.trim());
         }
+        let flags = format!("local ROTATED_FLAGS = '\\{}'\n", HAS_PREVIOUS | HAS_ROTATED);
+        assert!(lua.contains(&flags), "common.lua lacks `{}`", flags.trim());
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Keys {
 
     /// The key of one session record.
     pub(crate) fn session(&self, id: &SessionId) -> String {
-        format!("{}{id}", self.session_prefix(id.tag()))
+        format!("{}{{{}}}:s:{id}", self.prefix, id.tag())
     }
 
     /// The key of a user's index.

@@ -11,7 +11,7 @@ use session_core::{
 };
 use time::OffsetDateTime;
 
-use crate::codec::{self, micros, micros_text};
+use crate::codec::{self, micros};
 use crate::config::RedisConfig;
 use crate::connection::{Backend, OpenError};
 use crate::error::{BACKEND, ConnectError, StoreError, needs_new_master};
@@ -19,7 +19,7 @@ use crate::keys::Keys;
 
 /// Key TTLs never go below this, so a record written already expired under the caller's clock
 /// can still be read back once (the same floor is in the scripts).
-const TTL_FLOOR_MS: i64 = 1000;
+pub(crate) const TTL_FLOOR_MS: i64 = 1000;
 
 macro_rules! script {
     ($name:literal) => {
@@ -247,7 +247,7 @@ impl RedisStore {
         let keys = &self.inner.keys;
         let now = record.created_at;
         let session_ttl = ttl_ms(record.expires_at(), now)?;
-        let index_ttl = ttl_ms(record.absolute_expires_at.max(record.expires_at()), now)?;
+        let index_ttl = ttl_ms(record.absolute_expires_at, now)?;
         let mode = match limit.mode {
             LimitMode::Reject => "reject",
             _ => "evict",
@@ -256,7 +256,7 @@ impl RedisStore {
         invocation
             .key(keys.session(&record.id))
             .key(keys.user_index(&record.user_id))
-            .arg(micros_text(now)?)
+            .arg(micros(now)?)
             .arg(limit.max.map_or(0, NonZeroU32::get))
             .arg(mode)
             .arg(keys.session_prefix(record.id.tag()))
@@ -293,8 +293,8 @@ impl RedisStore {
         let mut invocation = self.inner.scripts.touch.prepare_invoke();
         invocation
             .key(self.inner.keys.session(id))
-            .arg(micros_text(now)?)
-            .arg(micros_text(idle_expires_at)?);
+            .arg(micros(now)?)
+            .arg(micros(idle_expires_at)?);
         decode_flag(self.call(&Request::Script(invocation)).await?, id, "touch")
     }
 
@@ -302,10 +302,10 @@ impl RedisStore {
         let mut invocation = self.inner.scripts.rotate.prepare_invoke();
         invocation
             .key(self.inner.keys.session(&rotation.id))
-            .arg(micros_text(rotation.now)?)
+            .arg(micros(rotation.now)?)
             .arg(rotation.presented.as_bytes().as_slice())
             .arg(rotation.next.as_bytes().as_slice())
-            .arg(micros_text(rotation.idle_expires_at)?);
+            .arg(micros(rotation.idle_expires_at)?);
         let reply: Vec<Vec<u8>> = decode_value(self.call(&Request::Script(invocation)).await?)?;
         match reply.as_slice() {
             [status] if status == b"missing" => Ok(RotateOutcome::NotFound),
@@ -329,7 +329,7 @@ impl RedisStore {
         let mut invocation = self.inner.scripts.revoke.prepare_invoke();
         invocation
             .key(self.inner.keys.session(id))
-            .arg(micros_text(now)?)
+            .arg(micros(now)?)
             .arg(&[codec::reason_code(reason)?][..]);
         decode_flag(self.call(&Request::Script(invocation)).await?, id, "revoke")
     }
@@ -345,7 +345,7 @@ impl RedisStore {
         let mut invocation = self.inner.scripts.revoke_all.prepare_invoke();
         invocation
             .key(keys.user_index(user))
-            .arg(micros_text(now)?)
+            .arg(micros(now)?)
             .arg(keep.map(ToString::to_string).unwrap_or_default())
             .arg(&[codec::reason_code(reason)?][..])
             .arg(keys.session_prefix(RoutingTag::for_user(user)));
@@ -363,17 +363,16 @@ impl RedisStore {
         let mut invocation = self.inner.scripts.list.prepare_invoke();
         invocation
             .key(keys.user_index(user))
-            .arg(micros_text(now)?)
+            .arg(micros(now)?)
             .arg(u64::try_from(limit.get()).unwrap_or(u64::MAX))
             .arg(keys.session_prefix(RoutingTag::for_user(user)));
         let reply: Vec<Vec<u8>> = decode_value(self.call(&Request::Script(invocation)).await?)?;
         match reply.split_first() {
             Some((status, rows)) if status == b"ok" && rows.len().is_multiple_of(2) => rows
-                .chunks_exact(2)
-                .map(|row| match row {
-                    [id, record] => codec::decode(parse_id(id)?, record),
-                    _ => Err(StoreError::Decode("unexpected reply to list".to_owned())),
-                })
+                .iter()
+                .step_by(2)
+                .zip(rows.iter().skip(1).step_by(2))
+                .map(|(id, record)| codec::decode(parse_id(id)?, record))
                 .collect(),
             Some((status, [id])) if status == b"damaged" => {
                 Err(damaged(String::from_utf8_lossy(id)))
