@@ -333,20 +333,12 @@ impl SessionManager {
             Err(error @ Error::Unavailable { .. }) => {
                 // The rotation may have been applied with its reply lost. If a read shows our
                 // successor stored, it was: hand it out rather than let the retry look like reuse.
-                return match self.inner.store.find(&id).await {
+                match self.inner.store.find(&id).await {
                     Ok(Some(session)) if session.token_hash == next.hash() => {
-                        self.emit(SessionEvent::Refreshed {
-                            session: id,
-                            user: session.user_id.clone(),
-                            generation: session.generation,
-                        });
-                        Ok(Refreshed {
-                            session,
-                            token: next,
-                        })
+                        RotateOutcome::Rotated(session)
                     }
-                    _ => Err(error),
-                };
+                    _ => return Err(error),
+                }
             }
             Err(error) => return Err(error),
         };
@@ -362,15 +354,18 @@ impl SessionManager {
                     token: next,
                 })
             }
-            RotateOutcome::Rejected(current) => self.rejected(current, &presented, now).await,
+            RotateOutcome::Rejected(current) => self.rejected(current, &presented, next, now).await,
             RotateOutcome::NotFound => Err(Error::NotFound),
         }
     }
 
+    /// The answer to a refresh whose compare-and-swap was refused; `next` is the token the
+    /// refresh tried to store (with a rotation key, the presented token's only successor).
     async fn rejected(
         &self,
         current: SessionRecord,
         presented: &RefreshToken,
+        next: RefreshToken,
         now: OffsetDateTime,
     ) -> Result<Refreshed, Error> {
         check_live(&current, now)?;
@@ -380,14 +375,12 @@ impl SessionManager {
             && current
                 .rotated_at
                 .is_some_and(|rotated| now < after(rotated, grace));
-        if in_grace && let Some(key) = &self.inner.config.rotation_key {
-            let successor = presented.successor(key);
-            if successor.hash() == current.token_hash {
-                return Ok(Refreshed {
-                    session: current,
-                    token: successor,
-                });
-            }
+        if in_grace && self.inner.config.rotation_key.is_some() && next.hash() == current.token_hash
+        {
+            return Ok(Refreshed {
+                session: current,
+                token: next,
+            });
         }
         if in_grace || current.token_hash == presented.hash() {
             return Err(Error::RefreshRaced);
