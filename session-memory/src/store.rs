@@ -234,7 +234,6 @@ impl SessionStore for MemoryStore {
             }),
             vacant @ Entry::Vacant(_) => vacant,
         };
-        live.sort_unstable();
         let mut evicted = Vec::new();
         if let Some(max) = limit.max {
             let max = usize::try_from(max.get()).unwrap_or(usize::MAX);
@@ -242,6 +241,7 @@ impl SessionStore for MemoryStore {
                 if limit.mode == LimitMode::Reject {
                     return Ok(CreateOutcome::LimitReached);
                 }
+                live.sort_unstable();
                 evicted.extend(live.iter().take(live.len() - max + 1).map(|(_, id)| *id));
             }
         }
@@ -337,17 +337,23 @@ impl SessionStore for MemoryStore {
         let Ok(index) = users.find_entry(key, |entry| inner.owns(entry, user_hash, user)) else {
             return Ok(0);
         };
+        // One pass: revoke each live session but the kept one, and keep in the index what may
+        // still be the user's: the kept session, and records merely expired at this `now` (a
+        // caller whose clock lags may extend them; the purge removes the rest).
         let mut count = 0;
-        for id in index.get().ids().iter().filter(|id| Some(*id) != keep) {
-            if inner.revoke_live(id, now, reason) {
-                count += 1;
-            }
-        }
-        // Keep what may still be the user's: the kept session, and records merely expired at
-        // this `now` (a caller whose clock lags may extend them; the purge removes the rest).
         index.replace_entry_with(|entry| {
             entry.retain(|id| {
-                Some(id) == keep || inner.record(id, |record| !record.is_revoked()) == Some(true)
+                if Some(id) == keep {
+                    return true;
+                }
+                let unrevoked = inner.record_mut(id, |record| {
+                    if record.is_live(now) {
+                        record.revoke(now, reason);
+                        count += 1;
+                    }
+                    !record.is_revoked()
+                });
+                unrevoked == Some(true)
             })
         });
         Ok(count)
@@ -400,16 +406,17 @@ impl SessionStore for MemoryStore {
 
     async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
         let now = micros(now);
-        let batch = usize::try_from(batch.get()).unwrap_or(usize::MAX);
+        let batch = u64::from(batch.get());
         let mut queue = self
             .inner
             .purge_queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut deleted = 0_u64;
-        let mut taken = 0;
         let mut scanned = false;
-        while taken < batch {
+        // Bounded by deletions, not by ids taken: queued ids that can no longer be deleted (gone,
+        // or extended since) must not make a call look like the last one.
+        while deleted < batch {
             let Some(id) = queue.pop() else {
                 // The queue may hold what an earlier call's scan found at an earlier `now`: when
                 // it runs dry, scan once more at this `now`, so a call that deletes less than a
@@ -428,7 +435,6 @@ impl SessionStore for MemoryStore {
                 }
                 continue;
             };
-            taken += 1;
             if self.inner.purge(&id, now) {
                 deleted += 1;
             }
