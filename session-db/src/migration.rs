@@ -270,7 +270,9 @@ mod tests {
             let sql = schema_sql(dialect, &TableName::default());
             let create = &sql[0];
             for column in crate::sql::INSERT_COLUMNS.split(',') {
-                assert!(create.contains(column.trim()), "{dialect:?}: {column}");
+                // The quoted name, so that `expires_at` is not found inside `idle_expires_at`.
+                let quoted = dialect.quote(column.trim());
+                assert!(create.contains(&quoted), "{dialect:?}: {quoted}");
             }
             assert!(sql[1].contains("auth_sessions_user_created_idx"));
             assert!(sql[2].contains("auth_sessions_expires_idx"));

@@ -499,11 +499,12 @@ impl DbStore {
         if !current.is_live(rotation.now) || current.token_hash != rotation.presented {
             return Ok(RotateOutcome::Rejected(current));
         }
-        let generation = current
+        let next_generation = current
             .generation
             .checked_add(1)
-            .and_then(|g| i64::try_from(g).ok())
             .ok_or_else(|| Error::backend(self.dialect.name(), "generation counter overflow"))?;
+        let generation = i64::try_from(next_generation)
+            .map_err(|_| Error::backend(self.dialect.name(), "generation counter overflow"))?;
         let expected = i64::try_from(current.generation)
             .map_err(|_| Error::backend(self.dialect.name(), "generation out of range"))?;
         let params = vec![
@@ -524,7 +525,7 @@ impl DbStore {
             let mut rotated = current;
             rotated.previous_token_hash = Some(rotated.token_hash);
             rotated.token_hash = rotation.next;
-            rotated.generation += 1;
+            rotated.generation = next_generation;
             rotated.rotated_at = Some(now);
             rotated.last_active_at = now;
             rotated.idle_expires_at =
@@ -588,15 +589,7 @@ impl DbStore {
             match self.create_capped(&record, &values, max, limit.mode).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(CreateError::Store(error)) => return Err(error),
-                Err(CreateError::Db(error)) => {
-                    if attempt < ATTEMPTS && kind(self.dialect, &error) == Kind::Retry {
-                        tracing::debug!(attempt, %error, "login transaction conflicted; running it again");
-                        tokio::time::sleep(retry_pause(attempt)).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(self.error(error));
-                }
+                Err(CreateError::Db(error)) => self.retry_or_fail(error, &mut attempt).await?,
             }
         }
     }

@@ -215,7 +215,7 @@ async fn malformed_urls_are_config_errors() {
 }
 
 #[tokio::test]
-async fn default_url_is_an_sqlite_file_in_the_working_directory() {
+async fn default_url_names_an_sqlite_file_and_a_file_url_connects() {
     assert_eq!(
         DbConfig::new().effective_url(),
         "sqlite://auth_sessions.sqlite3?mode=rwc"
