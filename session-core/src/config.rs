@@ -23,8 +23,10 @@ const DAY: u64 = 24 * 60 * 60;
 /// | `touch_interval` | 5 minutes | 1 s to below `idle_timeout` |
 /// | `max_sessions_per_user` | 20 | 1 to 10 000, or absent for no cap |
 /// | `limit_mode` | `evict_oldest` | `evict_oldest`, `reject` |
-/// | `reuse_grace` | 0 s (off) | 0 s to 5 minutes |
-/// | `rotation_key` | none | base64 of at least 32 bytes |
+/// | `reuse_grace` | 30 s | 0 s (off, warned about) to 5 minutes |
+/// | `rotation_key` | none: one shared key is provisioned in the store | base64 of at least 32 bytes |
+/// | `reuse_detection_depth` | 128 | 1 to 1024 |
+/// | `operation_deadline` | 5 s | 10 ms to 5 minutes |
 /// | `max_app_data_bytes` | 65 536 | 1 to 16 MiB |
 /// | `max_listed` | 100 | 1 to 10 000 |
 ///
@@ -65,18 +67,48 @@ pub struct SessionConfig {
     pub max_sessions_per_user: Option<u32>,
     /// What happens at the cap.
     pub limit_mode: LimitMode,
-    /// How long the immediately previous refresh token answers
-    /// [`Error::RefreshRaced`](crate::Error::RefreshRaced) instead of counting as reuse; zero
-    /// turns the grace window off.
+    /// How long after a rotation the immediately previous refresh token still receives the
+    /// current one (the very token the winner got) instead of counting as reuse: two tabs
+    /// refreshing at once, or a client retrying a refresh whose reply was lost, keep the session.
+    ///
+    /// The default, 30 seconds, covers a retry after a whole
+    /// [`operation_deadline`](Self::operation_deadline) plus a client's back-off, and is what
+    /// identity providers default to (10 to 30 seconds). Its cost: a thief replaying the
+    /// previous token inside the window receives the current one too, and is detected at the
+    /// next rotation that leaves one of the two holders behind. Zero turns the window off: then
+    /// any concurrent or retried refresh revokes the session, and the manager warns about it
+    /// when built.
     #[serde(with = "humantime_serde")]
     pub reuse_grace: Duration,
-    /// With a key, rotation is deterministic ([`RefreshToken::successor`]): inside the grace
-    /// window the immediately previous token receives the very token the winner got, instead of
-    /// [`Error::RefreshRaced`](crate::Error::RefreshRaced). Give every instance the same key.
-    /// Its `Debug` is redacted.
+    /// The key that makes rotation deterministic ([`RefreshToken::successor`]), which the grace
+    /// window and the detection of former tokens need. Give every instance the same key, or
+    /// leave it unset: then the manager reads the key the store keeps
+    /// ([`SessionStore::shared_secret`](crate::SessionStore::shared_secret), created on first
+    /// use), so every instance sharing the store agrees. A configured key wins over the stored
+    /// one. Its `Debug` is redacted.
+    ///
+    /// To replace a key, configure the new one on every instance (or, for the stored key,
+    /// delete it from the store and restart every instance). Sessions keep working: the current
+    /// token is checked by its hash alone. Only links made under the old key are no longer
+    /// recognised, for one rotation: a retry racing the change answers the retryable
+    /// [`Error::RefreshRaced`](crate::Error::RefreshRaced), and a token older than the previous
+    /// one is refused without revoking instead of counting as reuse.
     ///
     /// [`RefreshToken::successor`]: crate::RefreshToken::successor
     pub rotation_key: Option<RotationKey>,
+    /// How many rotations back a presented token is recognised as a former token of its session
+    /// (and its reuse revokes the session, RFC 9700 §4.14). Recognising a token `n` rotations
+    /// back costs `n` HMAC and SHA-256 computations, spent only on refused refreshes; nothing is
+    /// stored. 128 covers a stolen token replayed after more than a month of daily refreshes
+    /// (or a day of refreshes every 15 minutes) for well under a millisecond of CPU; an older
+    /// token is refused without revoking, like a made-up one.
+    pub reuse_detection_depth: u32,
+    /// The bound on each manager call as a whole (all its store steps together). A call that
+    /// runs out answers [`Error::Unavailable`](crate::Error::Unavailable) with a
+    /// [`DeadlineExceeded`](crate::DeadlineExceeded) source. Keep it above the store's own
+    /// timeouts so a store can report its own error first.
+    #[serde(with = "humantime_serde")]
+    pub operation_deadline: Duration,
     /// Bound on a session's app data (its JSON text), in bytes.
     pub max_app_data_bytes: usize,
     /// Bound on how many sessions [`list`](crate::SessionManager::list) returns.
@@ -92,8 +124,10 @@ impl Default for SessionConfig {
             touch_interval: Duration::from_secs(5 * 60),
             max_sessions_per_user: Some(20),
             limit_mode: LimitMode::EvictOldest,
-            reuse_grace: Duration::ZERO,
+            reuse_grace: Duration::from_secs(30),
             rotation_key: None,
+            reuse_detection_depth: 128,
+            operation_deadline: Duration::from_secs(5),
             max_app_data_bytes: 64 * 1024,
             max_listed: 100,
         }
@@ -113,6 +147,19 @@ pub enum ConfigError {
         value: String,
         /// The allowed range, as text.
         allowed: &'static str,
+    },
+    /// A limit is above what the store can keep (for instance app data larger than a MySQL
+    /// server's `max_allowed_packet`).
+    #[error("`{field}` is {value}, but the `{store}` store can keep at most {max}")]
+    ExceedsStore {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The store's name.
+        store: &'static str,
+        /// What the store can keep.
+        max: usize,
     },
     /// A store setting could not be used (a malformed URL, an unknown backend, ...).
     #[error("invalid store configuration: {0}")]
@@ -193,6 +240,20 @@ impl SessionConfig {
         self
     }
 
+    /// Sets [`SessionConfig::reuse_detection_depth`].
+    #[must_use]
+    pub fn with_reuse_detection_depth(mut self, value: u32) -> Self {
+        self.reuse_detection_depth = value;
+        self
+    }
+
+    /// Sets [`SessionConfig::operation_deadline`].
+    #[must_use]
+    pub fn with_operation_deadline(mut self, value: Duration) -> Self {
+        self.operation_deadline = value;
+        self
+    }
+
     /// Sets [`SessionConfig::max_app_data_bytes`].
     #[must_use]
     pub fn with_max_app_data_bytes(mut self, value: usize) -> Self {
@@ -254,6 +315,40 @@ impl SessionConfig {
             "1 to 16777216",
         )?;
         check("max_listed", self.max_listed, 1, 10_000, "1 to 10000")?;
+        check(
+            "reuse_detection_depth",
+            self.reuse_detection_depth,
+            1,
+            1024,
+            "1 to 1024",
+        )?;
+        check(
+            "operation_deadline",
+            self.operation_deadline,
+            Duration::from_millis(10),
+            Duration::from_secs(300),
+            "10ms to 5m",
+        )?;
+        Ok(())
+    }
+
+    /// Checks the configuration against what `store` declares it can keep.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ExceedsStore`] if [`SessionConfig::max_app_data_bytes`] is above the
+    /// store's [`max_app_data_bytes`](crate::StoreCapabilities::max_app_data_bytes).
+    pub fn validate_for(&self, store: &crate::StoreCapabilities) -> Result<(), ConfigError> {
+        if let Some(max) = store.max_app_data_bytes
+            && self.max_app_data_bytes > max
+        {
+            return Err(ConfigError::ExceedsStore {
+                field: "max_app_data_bytes",
+                value: self.max_app_data_bytes,
+                store: store.name,
+                max,
+            });
+        }
         Ok(())
     }
 
@@ -313,6 +408,22 @@ mod tests {
     }
 
     #[test]
+    fn limits_above_the_store_are_refused() {
+        let store = crate::StoreCapabilities::new("small").with_max_app_data_bytes(1000);
+        let config = SessionConfig::default().with_max_app_data_bytes(1001);
+        let err = config.validate_for(&store).unwrap_err();
+        assert!(err.to_string().contains("max_app_data_bytes"), "{err}");
+        assert!(err.to_string().contains("small"), "{err}");
+        config
+            .with_max_app_data_bytes(1000)
+            .validate_for(&store)
+            .unwrap();
+        SessionConfig::default()
+            .validate_for(&crate::StoreCapabilities::new("unbounded"))
+            .unwrap();
+    }
+
+    #[test]
     fn unknown_fields_are_errors() {
         assert!(toml::from_str::<SessionConfig>("idle_timout = \"1d\"").is_err());
     }
@@ -334,6 +445,11 @@ mod tests {
             base.clone().with_reuse_grace(Duration::from_secs(3600)),
             base.clone().with_max_app_data_bytes(0),
             base.clone().with_max_listed(0),
+            base.clone().with_reuse_detection_depth(0),
+            base.clone().with_reuse_detection_depth(1025),
+            base.clone().with_operation_deadline(Duration::ZERO),
+            base.clone()
+                .with_operation_deadline(Duration::from_secs(3600)),
         ];
         for case in cases {
             let err = case.validate().unwrap_err();

@@ -116,6 +116,18 @@ impl Error {
     }
 }
 
+/// The source of an [`Error::Unavailable`] raised by the manager when a call did not finish
+/// within [`SessionConfig::operation_deadline`](crate::SessionConfig::operation_deadline).
+///
+/// A write that timed out may still land on the server afterwards; the manager is built so that
+/// such a lost reply never logs anyone out (see [`SessionManager`](crate::SessionManager)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no answer within the operation deadline of {}", humantime::format_duration(*.deadline))]
+pub struct DeadlineExceeded {
+    /// The deadline that passed.
+    pub deadline: std::time::Duration,
+}
+
 /// Why an argument was rejected before anything was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -148,6 +160,9 @@ pub enum InputError {
     /// A stored revoke reason is not one this version knows.
     #[error("unknown revoke reason `{0}`")]
     UnknownRevokeReason(String),
+    /// A shared-secret name is not 1 to 64 bytes of ASCII letters, digits, `-` and `_`.
+    #[error("a shared-secret name is 1 to 64 ASCII letters, digits, `-` or `_`")]
+    InvalidSecretName,
 }
 
 /// Why a store could not be set up: the configuration is wrong (retrying will not help), or the

@@ -46,14 +46,14 @@ mod user;
 pub use cleanup::{CleanupConfig, CleanupHandle, CleanupStats, purge_all_expired, spawn_cleanup};
 pub use clock::{Clock, ManualClock, SystemClock, truncate_to_micros};
 pub use config::{ConfigError, SessionConfig};
-pub use error::{BoxError, ConnectError, Error, InputError};
+pub use error::{BoxError, ConnectError, DeadlineExceeded, Error, InputError};
 pub use events::{EventSink, SessionEvent};
 pub use id::{RoutingTag, SessionId};
-pub use manager::{Login, LoginRequest, Refreshed, SessionManager};
+pub use manager::{Login, LoginRequest, RefreshRequest, Refreshed, SessionManager};
 pub use record::{AppData, DeviceInfo, Revocation, RevokeReason, SessionRecord};
 pub use store::{
-    CreateOutcome, LimitMode, RotateOutcome, Rotation, SessionLimit, SessionStore,
-    StoreCapabilities,
+    CreateOutcome, LimitMode, ROTATION_KEY_SECRET, RotateOutcome, Rotation, SessionLimit,
+    SessionStore, StoreCapabilities, check_shared_secret_args,
 };
 pub use token::{
     RefreshToken, RotationKey, SECRET_LEN, TOKEN_LEN, TOKEN_VERSION, TokenError, TokenHash,

@@ -1,19 +1,22 @@
 //! The session manager: the policies (expiry, rotation, reuse detection, caps) on top of a store.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+use zeroize::Zeroizing;
 
 use crate::cleanup::{CleanupConfig, CleanupHandle, spawn_cleanup};
 use crate::clock::{Clock, SystemClock, truncate_to_micros};
 use crate::config::{ConfigError, SessionConfig};
-use crate::error::{Error, InputError};
+use crate::error::{DeadlineExceeded, Error, InputError};
 use crate::events::{EventSink, SessionEvent};
 use crate::id::SessionId;
 use crate::record::{AppData, DeviceInfo, RevokeReason, SessionRecord};
-use crate::store::{CreateOutcome, RotateOutcome, Rotation, SessionStore};
-use crate::token::{RefreshToken, TokenError};
+use crate::store::{CreateOutcome, ROTATION_KEY_SECRET, RotateOutcome, Rotation, SessionStore};
+use crate::token::{RefreshToken, RotationKey, SECRET_LEN, TokenError};
 use crate::user::UserId;
 
 /// What a login carries besides the user.
@@ -48,6 +51,30 @@ impl LoginRequest {
     }
 }
 
+/// What a refresh carries besides the token.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RefreshRequest {
+    /// Where the refresh comes from: when set, it replaces the session's device information
+    /// in the same store step (the "last seen" of a devices page).
+    pub device: Option<DeviceInfo>,
+}
+
+impl RefreshRequest {
+    /// An empty request: the session's device information is left as it is.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `device` as where the session was last seen.
+    #[must_use]
+    pub fn with_device(mut self, device: DeviceInfo) -> Self {
+        self.device = Some(device);
+        self
+    }
+}
+
 /// A successful login.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -74,18 +101,24 @@ pub struct Refreshed {
 ///
 /// Cloning is cheap; share one manager across handlers.
 ///
-/// # Grace window
+/// # Refresh, reuse and the grace window
 ///
-/// With [`SessionConfig::reuse_grace`] above zero, presenting the *immediately previous* refresh
-/// token within that time of its rotation does not count as reuse. What it gets depends on
-/// [`SessionConfig::rotation_key`]:
+/// Rotation is deterministic: a token's successor is an HMAC of it under the
+/// [rotation key](SessionConfig::rotation_key), configured or provisioned once in the store and
+/// shared by every instance. So the manager can tell, without storing any token, where a
+/// presented token stands in its session's chain:
 ///
-/// - with a key, rotation is deterministic, so the manager recomputes the successor from the
-///   presented token and hands out **the very token the winner got** (no token is stored
-///   anywhere): two browser tabs refreshing at once, or a client retrying a refresh whose reply
-///   was lost, both end up holding the current token;
-/// - without a key, it returns [`Error::RefreshRaced`] (retryable, the session stays intact):
-///   the client retries with the newest token it holds (the cookie the winning tab received).
+/// | presented token | answer |
+/// |---|---|
+/// | the current one, session live | rotated: a new token (one store step) |
+/// | the immediately previous one, within [`SessionConfig::reuse_grace`] of its rotation | **the very token the winner got**; nothing changes (two tabs, a double click, a retry after a lost reply) |
+/// | any former one (up to [`SessionConfig::reuse_detection_depth`] rotations back), otherwise | [`Error::ReuseDetected`]: the session is revoked (RFC 9700 §4.14) |
+/// | current or former, session revoked or expired | [`Error::Revoked`] or [`Error::Expired`] |
+/// | anything else: a made-up secret, an unknown or purged session | [`TokenError::UnknownSecret`], whatever the session's state; nothing changes |
+///
+/// A store that fails or stalls never logs anyone out: the call answers
+/// [`Error::Unavailable`] within [`SessionConfig::operation_deadline`]; if the rotation landed
+/// anyway, the client's retry with the same token gets its successor from the grace window.
 ///
 /// # Examples
 ///
@@ -116,6 +149,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: SessionConfig,
     events: Option<Arc<dyn EventSink>>,
+    /// The configured rotation key, or the store's once read.
+    key: OnceCell<RotationKey>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -137,17 +172,32 @@ fn after(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
 impl SessionManager {
     /// A manager over `store` with the system clock and no event sink.
     ///
+    /// Without a configured [`SessionConfig::rotation_key`], the key is read from the store
+    /// (created there on first use) at the first refresh, or earlier through
+    /// [`SessionManager::load_rotation_key`]. With [`SessionConfig::reuse_grace`] at zero, this
+    /// logs a warning: concurrent or retried refreshes then revoke sessions.
+    ///
     /// # Errors
     ///
-    /// [`ConfigError`] if `config` does not validate.
+    /// [`ConfigError`] if `config` does not validate, or asks for more than the store can keep
+    /// ([`SessionConfig::validate_for`]).
     pub fn new(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        config.validate_for(&store.capabilities())?;
+        if config.reuse_grace.is_zero() {
+            tracing::warn!(
+                "reuse_grace is 0: two tabs refreshing at once, or a client retrying a refresh \
+                 whose reply was lost, will have their session revoked as token reuse"
+            );
+        }
+        let key = OnceCell::new_with(config.rotation_key.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 clock: Arc::new(SystemClock),
                 config,
                 events: None,
+                key,
             }),
         })
     }
@@ -158,6 +208,7 @@ impl SessionManager {
             clock: Arc::clone(&shared.clock),
             config: shared.config.clone(),
             events: shared.events.clone(),
+            key: shared.key.clone(),
         });
         let mut inner = inner;
         change(&mut inner);
@@ -196,6 +247,55 @@ impl SessionManager {
         truncate_to_micros(self.inner.clock.now())
     }
 
+    /// Runs a whole manager call under [`SessionConfig::operation_deadline`].
+    async fn within<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let deadline = self.inner.config.operation_deadline;
+        tokio::time::timeout(deadline, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::unavailable(
+                    self.inner.store.capabilities().name,
+                    DeadlineExceeded { deadline },
+                ))
+            })
+    }
+
+    /// The rotation key: the configured one, or the one the store keeps (created on first use
+    /// with 32 bytes from the OS RNG, then shared by every instance).
+    async fn key(&self) -> Result<&RotationKey, Error> {
+        self.inner
+            .key
+            .get_or_try_init(|| async {
+                let mut candidate = Zeroizing::new([0_u8; SECRET_LEN]);
+                getrandom::fill(candidate.as_mut())
+                    .map_err(|e| Error::backend("os-rng", e.to_string()))?;
+                let stored = Zeroizing::new(
+                    self.inner
+                        .store
+                        .shared_secret(ROTATION_KEY_SECRET, candidate.as_ref())
+                        .await?,
+                );
+                RotationKey::new(stored.to_vec()).map_err(|_| {
+                    Error::backend(
+                        self.inner.store.capabilities().name,
+                        "the rotation key kept in the store is shorter than 32 bytes",
+                    )
+                })
+            })
+            .await
+    }
+
+    /// Reads the rotation key now (from the configuration, or from the store, creating it there
+    /// if no instance has yet) instead of at the first refresh, so a start-up sees a store
+    /// problem at once. Later calls cost nothing.
+    ///
+    /// # Errors
+    ///
+    /// Store errors, within [`SessionConfig::operation_deadline`].
+    pub async fn load_rotation_key(&self) -> Result<(), Error> {
+        self.within(async { self.key().await.map(|_| ()) }).await
+    }
+
     fn emit(&self, event: SessionEvent) {
         if let Some(events) = &self.inner.events {
             events.on_event(&event);
@@ -208,9 +308,11 @@ impl SessionManager {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] for oversized device info or app data (nothing is written),
-    /// [`Error::LimitReached`] in reject mode at the cap, and store errors.
-    pub async fn login(&self, user: &UserId, request: LoginRequest) -> Result<Login, Error> {
+    /// [`Error::InvalidInput`] for an oversized device name or app data (nothing is written; a
+    /// user agent longer than [`DeviceInfo::MAX_USER_AGENT`] is cut at a character boundary
+    /// instead), [`Error::LimitReached`] in reject mode at the cap, and store errors.
+    pub async fn login(&self, user: &UserId, mut request: LoginRequest) -> Result<Login, Error> {
+        request.device = request.device.bounded();
         request.device.validate()?;
         if let Some(data) = &request.data {
             let max = self.inner.config.max_app_data_bytes;
@@ -244,7 +346,10 @@ impl SessionManager {
             data: request.data,
         };
         let limit = config.session_limit();
-        match self.inner.store.create(record.clone(), limit).await? {
+        let outcome = self
+            .within(self.inner.store.create(record.clone(), limit))
+            .await?;
+        match outcome {
             CreateOutcome::Created { evicted } => {
                 tracing::debug!(session = %id, evicted = evicted.len(), "session created");
                 for session in &evicted {
@@ -280,6 +385,10 @@ impl SessionManager {
     ///
     /// [`Error::NotFound`], [`Error::Expired`], [`Error::Revoked`], and store errors.
     pub async fn validate(&self, id: &SessionId) -> Result<SessionRecord, Error> {
+        self.within(self.validate_now(id)).await
+    }
+
+    async fn validate_now(&self, id: &SessionId) -> Result<SessionRecord, Error> {
         let now = self.now();
         let mut record = self.inner.store.find(id).await?.ok_or(Error::NotFound)?;
         check_live(&record, now)?;
@@ -301,25 +410,50 @@ impl SessionManager {
 
     /// Rotates a refresh token: the presented one stops working and a new one is returned.
     ///
-    /// One store step when it succeeds ([`SessionStore::rotate`], a compare-and-swap).
-    /// Presenting the immediately previous token again revokes the session (a second step)
-    /// unless it comes inside the grace window; any other secret is refused without touching
-    /// the session. If the store is unavailable, one read checks whether the rotation was applied
-    /// with its reply lost, and if so returns its successor.
+    /// One store step when it succeeds ([`SessionStore::rotate`], a compare-and-swap); see
+    /// [the table above](SessionManager#refresh-reuse-and-the-grace-window) for every other
+    /// answer. The first refresh of a process without a configured key also reads the shared
+    /// rotation key from the store. Same as [`SessionManager::refresh_with`] with an empty
+    /// request.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidToken`] for an unparsable token (nothing is looked up) or one whose secret
-    /// is neither the current nor the previous one ([`TokenError::UnknownSecret`]),
-    /// [`Error::NotFound`], [`Error::Expired`], [`Error::Revoked`], [`Error::ReuseDetected`],
-    /// [`Error::RefreshRaced`], and store errors.
+    /// [`Error::InvalidToken`] for an unparsable token (nothing is looked up) or an
+    /// unrecognised one ([`TokenError::UnknownSecret`], whatever the session's state),
+    /// [`Error::Expired`], [`Error::Revoked`], [`Error::ReuseDetected`], [`Error::RefreshRaced`]
+    /// (retryable; only when the rotation key changed between two links), and store errors.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, Error> {
+        self.refresh_with(token, RefreshRequest::new()).await
+    }
+
+    /// [`SessionManager::refresh`], recording where the refresh comes from: the request's
+    /// device replaces the session's in the same store step (a user agent longer than
+    /// [`DeviceInfo::MAX_USER_AGENT`] is cut at a character boundary).
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionManager::refresh`], and [`Error::InvalidInput`] for an oversized device name.
+    pub async fn refresh_with(
+        &self,
+        token: &str,
+        request: RefreshRequest,
+    ) -> Result<Refreshed, Error> {
         let presented = RefreshToken::parse(token)?;
+        let device = request.device.map(DeviceInfo::bounded);
+        if let Some(device) = &device {
+            device.validate()?;
+        }
+        self.within(self.rotate(presented, device)).await
+    }
+
+    async fn rotate(
+        &self,
+        presented: RefreshToken,
+        device: Option<DeviceInfo>,
+    ) -> Result<Refreshed, Error> {
+        let key = self.key().await?;
         let id = presented.session_id();
-        let next = match &self.inner.config.rotation_key {
-            Some(key) => presented.successor(key),
-            None => RefreshToken::generate(id)?,
-        };
+        let next = presented.successor(key);
         let now = self.now();
         let rotation = Rotation {
             id,
@@ -327,12 +461,14 @@ impl SessionManager {
             next: next.hash(),
             now,
             idle_expires_at: after(now, self.inner.config.idle_timeout),
+            device,
         };
         let outcome = match self.inner.store.rotate(rotation).await {
             Ok(outcome) => outcome,
             Err(error @ Error::Unavailable { .. }) => {
                 // The rotation may have been applied with its reply lost. If a read shows our
-                // successor stored, it was: hand it out rather than let the retry look like reuse.
+                // successor stored, it was. (If the store is still stalled, the client's retry
+                // gets the successor from the grace window instead.)
                 match self.inner.store.find(&id).await {
                     Ok(Some(session)) if session.token_hash == next.hash() => {
                         RotateOutcome::Rotated(session)
@@ -354,43 +490,67 @@ impl SessionManager {
                     token: next,
                 })
             }
-            RotateOutcome::Rejected(current) => self.rejected(current, &presented, next, now).await,
-            RotateOutcome::NotFound => Err(Error::NotFound),
+            RotateOutcome::Rejected(current) => {
+                self.rejected(current, &presented, next, key, now).await
+            }
+            // Nothing to check the secret against: the same answer as a made-up secret.
+            RotateOutcome::NotFound => Err(Error::InvalidToken(TokenError::UnknownSecret)),
         }
     }
 
-    /// The answer to a refresh whose compare-and-swap was refused; `next` is the token the
-    /// refresh tried to store (with a rotation key, the presented token's only successor).
+    /// The answer to a refresh whose compare-and-swap was refused; `next` is the presented
+    /// token's successor under `key`, the token the refresh tried to store.
     async fn rejected(
         &self,
         current: SessionRecord,
         presented: &RefreshToken,
         next: RefreshToken,
+        key: &RotationKey,
         now: OffsetDateTime,
     ) -> Result<Refreshed, Error> {
+        let config = &self.inner.config;
+        let rotations_back = if current.token_hash == presented.hash() {
+            0
+        } else if current.previous_token_hash == Some(presented.hash()) {
+            1
+        } else {
+            let depth = current
+                .generation
+                .min(u64::from(config.reuse_detection_depth));
+            match presented.rotations_to(key, &current.token_hash, depth) {
+                Some(distance) => distance,
+                // A made-up secret, a token older than the depth, or a session rotated under
+                // another key: the same answer whatever the session's state, and no change.
+                None => return Err(Error::InvalidToken(TokenError::UnknownSecret)),
+            }
+        };
+        // The presenter holds a token of this session: it may learn why the session is over.
         check_live(&current, now)?;
-        let grace = self.inner.config.reuse_grace;
-        let in_grace = !grace.is_zero()
-            && current.previous_token_hash == Some(presented.hash())
+        if rotations_back == 0 {
+            // The current token, live, yet refused: only a store that changed in between.
+            return Err(Error::RefreshRaced);
+        }
+        let grace = config.reuse_grace;
+        let in_grace = rotations_back == 1
+            && !grace.is_zero()
             && current
                 .rotated_at
                 .is_some_and(|rotated| now < after(rotated, grace));
-        if in_grace && self.inner.config.rotation_key.is_some() && next.hash() == current.token_hash
-        {
-            return Ok(Refreshed {
-                session: current,
-                token: next,
-            });
-        }
-        if in_grace || current.token_hash == presented.hash() {
+        if in_grace {
+            if next.hash() == current.token_hash {
+                return Ok(Refreshed {
+                    session: current,
+                    token: next,
+                });
+            }
+            // Rotated under another key (the key changed in between): no token to hand out.
             return Err(Error::RefreshRaced);
         }
-        if current.previous_token_hash != Some(presented.hash()) {
-            // Not a token this session handed out lately: refuse it, but a session id is not a
-            // secret, so a made-up token must not be able to revoke the session.
-            return Err(Error::InvalidToken(TokenError::UnknownSecret));
-        }
-        tracing::warn!(session = %current.id, "refresh token reuse detected; revoking the session");
+        tracing::warn!(
+            session = %current.id,
+            rotations_back,
+            "refresh token reuse detected; revoking the session"
+        );
         Err(
             match self
                 .inner
@@ -430,9 +590,11 @@ impl SessionManager {
     /// Store errors.
     pub async fn logout(&self, id: &SessionId) -> Result<bool, Error> {
         let revoked = self
-            .inner
-            .store
-            .revoke(id, self.now(), RevokeReason::Logout)
+            .within(
+                self.inner
+                    .store
+                    .revoke(id, self.now(), RevokeReason::Logout),
+            )
             .await?;
         if revoked {
             self.emit(SessionEvent::Revoked {
@@ -450,9 +612,11 @@ impl SessionManager {
         reason: RevokeReason,
     ) -> Result<u64, Error> {
         let count = self
-            .inner
-            .store
-            .revoke_all(user, keep, self.now(), reason)
+            .within(
+                self.inner
+                    .store
+                    .revoke_all(user, keep, self.now(), reason),
+            )
             .await?;
         if count > 0 {
             self.emit(SessionEvent::RevokedAll {
@@ -505,10 +669,12 @@ impl SessionManager {
     ///
     /// Store errors.
     pub async fn list(&self, user: &UserId) -> Result<Vec<SessionRecord>, Error> {
-        self.inner
-            .store
-            .list(user, self.now(), self.inner.config.list_limit())
-            .await
+        self.within(
+            self.inner
+                .store
+                .list(user, self.now(), self.inner.config.list_limit()),
+        )
+        .await
     }
 
     /// Starts the periodic purge of expired records on the current tokio runtime, using this

@@ -184,6 +184,22 @@ impl DeviceInfo {
         self
     }
 
+    /// The same information with the user agent cut to at most [`DeviceInfo::MAX_USER_AGENT`]
+    /// bytes, at a character boundary: an over-long browser header is not worth a failed login.
+    #[must_use]
+    pub fn bounded(mut self) -> Self {
+        if let Some(ua) = &mut self.user_agent
+            && ua.len() > Self::MAX_USER_AGENT
+        {
+            let mut end = Self::MAX_USER_AGENT;
+            while !ua.is_char_boundary(end) {
+                end -= 1;
+            }
+            ua.truncate(end);
+        }
+        self
+    }
+
     /// Checks the bounds.
     ///
     /// # Errors
@@ -323,6 +339,18 @@ mod tests {
                 .validate()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn bounded_cuts_user_agents_at_a_character_boundary() {
+        let long = format!("{}é{}", "a".repeat(511), "b".repeat(100));
+        let device = DeviceInfo::new().with_user_agent(long).bounded();
+        let ua = device.user_agent.as_deref().unwrap();
+        assert_eq!(ua.len(), 511, "the two-byte character straddling 512 is dropped whole");
+        assert!(device.validate().is_ok());
+        let short = DeviceInfo::new().with_user_agent("curl/8").bounded();
+        assert_eq!(short.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(DeviceInfo::new().bounded(), DeviceInfo::new());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::record::{RevokeReason, SessionRecord};
+use crate::record::{DeviceInfo, RevokeReason, SessionRecord};
 use crate::token::TokenHash;
 use crate::user::UserId;
 
@@ -77,7 +77,7 @@ pub enum CreateOutcome {
 }
 
 /// The arguments of [`SessionStore::rotate`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
     /// The session whose token rotates.
     pub id: SessionId,
@@ -89,6 +89,9 @@ pub struct Rotation {
     pub now: OffsetDateTime,
     /// The new idle expiry; the store caps it at the record's absolute expiry.
     pub idle_expires_at: OffsetDateTime,
+    /// Where the refresh comes from. `Some` replaces the record's [`device`](SessionRecord::device)
+    /// in the same step (the session's "last seen"); `None` leaves it as stored.
+    pub device: Option<DeviceInfo>,
 }
 
 /// The result of [`SessionStore::rotate`].
@@ -114,6 +117,10 @@ pub struct StoreCapabilities {
     /// The backend expires records by itself (Redis key TTL): [`SessionStore::purge_expired`] may
     /// find nothing to do, and records may vanish once past their expiry in real time.
     pub native_expiry: bool,
+    /// The largest app data (JSON text, in bytes) the backend can keep in one record, if it has a
+    /// bound below what [`SessionConfig::max_app_data_bytes`](crate::SessionConfig) allows.
+    /// [`SessionManager::new`](crate::SessionManager::new) refuses a configuration above it.
+    pub max_app_data_bytes: Option<usize>,
 }
 
 impl StoreCapabilities {
@@ -123,6 +130,7 @@ impl StoreCapabilities {
         Self {
             name,
             native_expiry: false,
+            max_app_data_bytes: None,
         }
     }
 
@@ -130,6 +138,14 @@ impl StoreCapabilities {
     #[must_use]
     pub const fn with_native_expiry(mut self) -> Self {
         self.native_expiry = true;
+        self
+    }
+
+    /// Declares the largest app data the backend can keep (see
+    /// [`StoreCapabilities::max_app_data_bytes`]).
+    #[must_use]
+    pub const fn with_max_app_data_bytes(mut self, bytes: usize) -> Self {
+        self.max_app_data_bytes = Some(bytes);
         self
     }
 }
@@ -205,13 +221,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// If the record is live at `rotation.now` and its `token_hash` equals `rotation.presented`,
     /// sets `previous_token_hash = token_hash`, `token_hash = next`, `generation += 1`,
     /// `rotated_at = last_active_at = now`, `idle_expires_at` to the earlier of the given instant
-    /// and the record's `absolute_expires_at`, and returns
+    /// and the record's `absolute_expires_at`, `device = rotation.device` when that is `Some`,
+    /// and returns
     /// [`RotateOutcome::Rotated`] with the new record. Otherwise returns
     /// [`RotateOutcome::Rejected`] with the record unchanged, or [`RotateOutcome::NotFound`].
     ///
     /// # Atomicity
     ///
     /// Of any number of concurrent rotations presenting the same hash, exactly one wins.
+    ///
+    /// # Errors
+    ///
+    /// Besides the common ones, [`Error::Backend`] if the generation would overflow what the
+    /// backend stores; nothing is written then.
     async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error>;
 
     /// Revokes one session.
@@ -257,4 +279,61 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Bounded by `batch`: never one unbounded delete. A store with native expiry may return
     /// `0` when the backend already dropped the records.
     async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error>;
+
+    /// Returns the secret stored under `name`, storing `candidate` first if none is stored yet.
+    ///
+    /// The manager keeps its rotation key here ([`ROTATION_KEY_SECRET`]) when none is
+    /// configured, so every instance sharing the backend derives the same successor tokens.
+    ///
+    /// # Semantics
+    ///
+    /// Insert-if-absent, then read. The first call for a `name` stores its `candidate`; every
+    /// later call, from any process sharing the backend, returns that stored value, whatever
+    /// candidate it passes. A stored secret is never replaced, never expires and is never
+    /// removed by [`SessionStore::purge_expired`]; it is not a session and no listing shows it.
+    /// `name` is 1 to 64 bytes of ASCII letters, digits, `-` and `_`; `candidate` is 1 to
+    /// 1024 bytes.
+    ///
+    /// # Atomicity
+    ///
+    /// However many first calls with different candidates run at once, on one process or many,
+    /// they all return the same value.
+    ///
+    /// # Cost
+    ///
+    /// One conditional write and one read at most (Redis: one `SET … NX GET`); the manager
+    /// calls it once per process and keeps the answer.
+    ///
+    /// # Errors
+    ///
+    /// The common ones; [`Error::InvalidInput`] if `name` or `candidate` is out of bounds.
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error>;
+}
+
+/// The [`SessionStore::shared_secret`] name under which the manager keeps its rotation key.
+pub const ROTATION_KEY_SECRET: &str = "rotation-key";
+
+/// Bounds of [`SessionStore::shared_secret`]'s arguments, for stores to check in one place.
+///
+/// # Errors
+///
+/// [`InputError::InvalidSecretName`](crate::InputError::InvalidSecretName) or
+/// [`InputError::TooLong`](crate::InputError::TooLong) (also for an empty candidate).
+pub fn check_shared_secret_args(name: &str, candidate: &[u8]) -> Result<(), Error> {
+    let name_ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(crate::InputError::InvalidSecretName.into());
+    }
+    if candidate.is_empty() || candidate.len() > 1024 {
+        return Err(crate::InputError::TooLong {
+            field: "shared secret (1 to 1024 bytes)",
+            len: candidate.len(),
+            max: 1024,
+        }
+        .into());
+    }
+    Ok(())
 }

@@ -54,10 +54,13 @@ pub enum TokenError {
     /// The secret part is not unpadded URL-safe base64 of 32 bytes.
     #[error("token secret is not 32 bytes of URL-safe base64")]
     InvalidSecret,
-    /// The token is well formed and names a live session, but its secret is neither the current
-    /// nor the immediately previous one of that session (never issued, or older). The session
-    /// is left alone: a session id is not a secret, so such a token proves nothing.
-    #[error("token does not match its session's current or previous token")]
+    /// The token is well formed but is not recognised: no stored session has it as its
+    /// current token or as a former one (a made-up secret, a token older than
+    /// [`reuse_detection_depth`](crate::SessionConfig::reuse_detection_depth) rotations, or a
+    /// session that no longer exists). Whatever the session's state, this is the only answer
+    /// such a token gets, and nothing is changed: a session id is not a secret, so such a token
+    /// proves nothing and reveals nothing.
+    #[error("refresh token not recognised")]
     UnknownSecret,
     /// A rotation key is not base64 of at least 32 bytes.
     #[error("a rotation key must be base64 of at least 32 bytes")]
@@ -158,13 +161,29 @@ impl RefreshToken {
     /// without storing any token. Without the key, a successor cannot be computed from a token.
     #[must_use]
     pub fn successor(&self, key: &RotationKey) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.0.as_ref())
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(b"auth-sessions rotation v1\0");
-        mac.update(self.session_id.to_string().as_bytes());
-        mac.update(self.secret.as_ref());
-        let secret = Zeroizing::new(<[u8; SECRET_LEN]>::from(mac.finalize().into_bytes()));
-        Self::from_secret(self.session_id, secret)
+        let chain = Chain::new(key, self.session_id);
+        Self::from_secret(self.session_id, chain.next(&self.secret))
+    }
+
+    /// How many rotations under `key` lead from `self` to the token whose hash is `target`:
+    /// `Some(n)` when the `n`-th successor of `self` (1 ≤ `n` ≤ `max`) hashes to `target`, so
+    /// `self` is a former token of that session, `n` rotations back. `None` when none of the
+    /// first `max` successors does (a made-up secret, an older token, or another key).
+    ///
+    /// # Cost
+    ///
+    /// At most `max` HMAC-SHA-256 and SHA-256 computations, no allocation.
+    #[must_use]
+    pub fn rotations_to(&self, key: &RotationKey, target: &TokenHash, max: u64) -> Option<u64> {
+        let chain = Chain::new(key, self.session_id);
+        let mut secret = Zeroizing::new(*self.secret);
+        for distance in 1..=max {
+            secret = chain.next(&secret);
+            if TokenHash::of_secret(secret.as_ref()) == *target {
+                return Some(distance);
+            }
+        }
+        None
     }
 
     fn from_secret(session_id: SessionId, secret: Zeroizing<[u8; SECRET_LEN]>) -> Self {
@@ -237,6 +256,27 @@ impl RefreshToken {
     #[must_use]
     pub fn expose_secret(&self) -> &str {
         &self.text
+    }
+}
+
+/// The keyed step from one secret of a session to the next.
+struct Chain {
+    mac: Hmac<Sha256>,
+}
+
+impl Chain {
+    fn new(key: &RotationKey, session_id: SessionId) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.0.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"auth-sessions rotation v1\0");
+        mac.update(session_id.to_string().as_bytes());
+        Self { mac }
+    }
+
+    fn next(&self, secret: &[u8; SECRET_LEN]) -> Zeroizing<[u8; SECRET_LEN]> {
+        let mut mac = self.mac.clone();
+        mac.update(secret);
+        Zeroizing::new(<[u8; SECRET_LEN]>::from(mac.finalize().into_bytes()))
     }
 }
 
@@ -399,6 +439,29 @@ mod tests {
             RefreshToken::parse(a.expose_secret()).unwrap().hash(),
             a.hash()
         );
+    }
+
+    #[test]
+    fn rotations_to_finds_former_tokens_within_the_bound() {
+        let key = RotationKey::new([7_u8; 32]).unwrap();
+        let other = RotationKey::new([8_u8; 32]).unwrap();
+        let t0 = token();
+        let mut chain = vec![t0.successor(&key)];
+        for _ in 0..9 {
+            let next = chain.last().unwrap().successor(&key);
+            chain.push(next);
+        }
+        for (i, later) in chain.iter().enumerate() {
+            let distance = u64::try_from(i).unwrap() + 1;
+            assert_eq!(t0.rotations_to(&key, &later.hash(), 10), Some(distance));
+            assert_eq!(t0.rotations_to(&key, &later.hash(), distance), Some(distance));
+            assert_eq!(t0.rotations_to(&key, &later.hash(), distance - 1), None);
+            assert_eq!(t0.rotations_to(&other, &later.hash(), 10), None);
+        }
+        assert_eq!(t0.rotations_to(&key, &t0.hash(), 10), None, "not its own successor");
+        let stranger = token();
+        let target = chain.last().unwrap().hash();
+        assert_eq!(stranger.rotations_to(&key, &target, 100), None);
     }
 
     #[test]

@@ -182,6 +182,7 @@ async fn count(backend: Backend, expected: Expected) {
         next: hash(2),
         now: later,
         idle_expires_at: later + time::Duration::hours(1),
+        device: None,
     };
     let won = expect_count!(
         "rotate (won)",

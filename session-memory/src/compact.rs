@@ -217,6 +217,21 @@ impl Compact {
         self.touch(now, idle_expires_at);
         true
     }
+
+    /// Replaces the device information (a refresh's "last seen"). Called after
+    /// [`Compact::rotate`], so the cold block exists.
+    pub(crate) fn set_device(&mut self, device: DeviceInfo) {
+        let Some(cold) = self.cold.as_mut() else {
+            return;
+        };
+        match cold.extras.as_mut() {
+            Some(extras) => extras.device = device,
+            None if device != DeviceInfo::default() => {
+                cold.extras = Some(Box::new(Extras { device, data: None }));
+            }
+            None => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use session_core::time::OffsetDateTime;
 use session_core::{
     CreateOutcome, Error, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionId,
     SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, async_trait,
+    check_shared_secret_args,
 };
 
 use crate::compact::{Compact, micros};
@@ -62,6 +63,8 @@ struct Inner {
     hasher: foldhash::quality::RandomState,
     /// Expired ids found by the last full scan and not yet deleted.
     purge_queue: Mutex<Vec<SessionId>>,
+    /// [`SessionStore::shared_secret`]'s values, by name.
+    secrets: Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl Inner {
@@ -308,6 +311,9 @@ impl SessionStore for MemoryStore {
                         ),
                     ));
                 }
+                if let Some(device) = rotation.device {
+                    record.set_device(device);
+                }
                 record.unpack().map(RotateOutcome::Rotated)
             })
             .unwrap_or(Ok(RotateOutcome::NotFound))
@@ -443,6 +449,19 @@ impl SessionStore for MemoryStore {
             queue.shrink_to_fit();
         }
         Ok(deleted)
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        check_shared_secret_args(name, candidate)?;
+        let mut secrets = self
+            .inner
+            .secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(secrets
+            .entry(name.to_owned())
+            .or_insert_with(|| candidate.to_vec())
+            .clone())
     }
 }
 

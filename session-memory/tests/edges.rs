@@ -35,6 +35,7 @@ async fn a_generation_that_cannot_grow_fails_without_a_write() {
         next: TokenHash::from_bytes([9; 32]),
         now: NOW,
         idle_expires_at: NOW + Duration::hours(1),
+        device: None,
     };
     let rotated = store.rotate(rotation).await;
     assert!(matches!(rotated, Err(Error::Backend { .. })), "{rotated:?}");
@@ -48,6 +49,7 @@ async fn a_generation_that_cannot_grow_fails_without_a_write() {
             next: TokenHash::from_bytes([9; 32]),
             now: NOW,
             idle_expires_at: NOW + Duration::hours(1),
+            device: None,
         })
         .await
         .unwrap();

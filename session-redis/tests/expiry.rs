@@ -186,6 +186,7 @@ async fn touch_and_rotate_move_the_ttl_within_the_absolute_cap() {
         next: session_core::TokenHash::from_bytes([1; 32]),
         now: later,
         idle_expires_at: later + Duration::from_secs(10_000),
+        device: None,
     };
     let outcome = store.rotate(rotation).await.unwrap();
     assert!(

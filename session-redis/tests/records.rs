@@ -148,6 +148,7 @@ async fn a_damaged_record_is_a_backend_error() {
             next: TokenHash::from_bytes([2; 32]),
             now,
             idle_expires_at: now + HOUR,
+            device: None,
         };
         let rotated = store.rotate(rotation).await;
         assert!(
@@ -209,6 +210,7 @@ async fn a_damaged_record_is_a_backend_error() {
         next: TokenHash::from_bytes([2; 32]),
         now,
         idle_expires_at: now + HOUR,
+        device: None,
     };
     assert_eq!(
         store.rotate(rotation).await.unwrap(),
@@ -268,6 +270,7 @@ async fn a_generation_that_cannot_grow_fails_without_a_write() {
             next: TokenHash::from_bytes([2; 32]),
             now,
             idle_expires_at: now + HOUR,
+            device: None,
         })
         .await;
     assert!(matches!(rotated, Err(Error::Backend { .. })), "{rotated:?}");

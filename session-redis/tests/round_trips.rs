@@ -150,6 +150,7 @@ async fn every_operation_is_one_round_trip() {
         next: TokenHash::from_bytes([9; 32]),
         now: later,
         idle_expires_at: later + hour,
+        device: None,
     };
     let (rotated, sent) = counter.count(store.rotate(rotation)).await;
     assert!(matches!(rotated.unwrap(), RotateOutcome::Rotated(_)));

@@ -162,6 +162,7 @@ pub async fn race_store_rotate_exactly_one(store: Arc<dyn SessionStore>) {
                 next,
                 now,
                 idle_expires_at: now + session_core::time::Duration::hours(1),
+                device: None,
             };
             async move { (next, store.rotate(rotation).await.unwrap()) }
         })))

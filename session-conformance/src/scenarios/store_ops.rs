@@ -79,6 +79,7 @@ pub async fn store_rotate_is_compare_and_swap(store: Arc<dyn SessionStore>) {
         next,
         now,
         idle_expires_at: now + Duration::hours(1),
+        device: None,
     };
     assert_eq!(
         h.store.rotate(wrong).await.unwrap(),
@@ -142,6 +143,7 @@ pub async fn store_writes_respect_liveness(store: Arc<dyn SessionStore>) {
         next: fresh_hash(record.id),
         now,
         idle_expires_at: now + Duration::hours(1),
+        device: None,
     };
     let RotateOutcome::Rotated(rotated) = h.store.rotate(rotation).await.unwrap() else {
         panic!("live record must rotate");
@@ -207,6 +209,7 @@ pub async fn store_revoked_stays_revoked(store: Arc<dyn SessionStore>) {
         next: fresh_hash(record.id),
         now: later,
         idle_expires_at: later + Duration::hours(1),
+        device: None,
     };
     let RotateOutcome::Rejected(stored) = h.store.rotate(rotation).await.unwrap() else {
         panic!("a revoked record must not rotate");
