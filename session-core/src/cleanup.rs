@@ -325,6 +325,9 @@ mod tests {
             self.stock.fetch_sub(take, Ordering::SeqCst);
             Ok(take)
         }
+        async fn shared_secret(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, Error> {
+            Err(Error::backend("flaky", "not used"))
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -612,11 +612,7 @@ impl SessionManager {
         reason: RevokeReason,
     ) -> Result<u64, Error> {
         let count = self
-            .within(
-                self.inner
-                    .store
-                    .revoke_all(user, keep, self.now(), reason),
-            )
+            .within(self.inner.store.revoke_all(user, keep, self.now(), reason))
             .await?;
         if count > 0 {
             self.emit(SessionEvent::RevokedAll {

@@ -346,7 +346,11 @@ mod tests {
         let long = format!("{}é{}", "a".repeat(511), "b".repeat(100));
         let device = DeviceInfo::new().with_user_agent(long).bounded();
         let ua = device.user_agent.as_deref().unwrap();
-        assert_eq!(ua.len(), 511, "the two-byte character straddling 512 is dropped whole");
+        assert_eq!(
+            ua.len(),
+            511,
+            "the two-byte character straddling 512 is dropped whole"
+        );
         assert!(device.validate().is_ok());
         let short = DeviceInfo::new().with_user_agent("curl/8").bounded();
         assert_eq!(short.user_agent.as_deref(), Some("curl/8"));

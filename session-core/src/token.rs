@@ -454,11 +454,18 @@ mod tests {
         for (i, later) in chain.iter().enumerate() {
             let distance = u64::try_from(i).unwrap() + 1;
             assert_eq!(t0.rotations_to(&key, &later.hash(), 10), Some(distance));
-            assert_eq!(t0.rotations_to(&key, &later.hash(), distance), Some(distance));
+            assert_eq!(
+                t0.rotations_to(&key, &later.hash(), distance),
+                Some(distance)
+            );
             assert_eq!(t0.rotations_to(&key, &later.hash(), distance - 1), None);
             assert_eq!(t0.rotations_to(&other, &later.hash(), 10), None);
         }
-        assert_eq!(t0.rotations_to(&key, &t0.hash(), 10), None, "not its own successor");
+        assert_eq!(
+            t0.rotations_to(&key, &t0.hash(), 10),
+            None,
+            "not its own successor"
+        );
         let stranger = token();
         let target = chain.last().unwrap().hash();
         assert_eq!(stranger.rotations_to(&key, &target, 100), None);
