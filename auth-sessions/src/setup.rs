@@ -105,20 +105,22 @@ pub struct Sessions {
 
 impl Sessions {
     /// Validates the configuration, connects the store (migrating a database when
-    /// [`SessionsConfig::migrate`] is on), builds the manager and, for a store without native
-    /// expiry, starts the cleanup task on the current tokio runtime.
+    /// [`SessionsConfig::migrate`] is on), builds the manager, reads the shared rotation key
+    /// (creating it in the store if no instance has yet, unless one is configured) and, for a
+    /// store without native expiry, starts the cleanup task on the current tokio runtime.
     ///
     /// # Errors
     ///
-    /// [`ConnectError::Config`] for invalid settings (checked before anything is contacted) or
-    /// a store whose cargo feature is off; [`ConnectError::Store`] when the backend cannot be
-    /// reached or refuses.
+    /// [`ConnectError::Config`] for invalid settings (checked before anything is contacted), a
+    /// store whose cargo feature is off, or a limit above what the store can keep;
+    /// [`ConnectError::Store`] when the backend cannot be reached or refuses.
     pub async fn start(config: SessionsConfig) -> Result<Self, ConnectError> {
         config.session.validate()?;
         config.cleanup.config.validate()?;
         let store = connect(&config.storage, config.migrate.0).await?;
         let native_expiry = store.capabilities().native_expiry;
         let manager = SessionManager::new(store, config.session)?;
+        manager.load_rotation_key().await?;
         let cleanup = if config.cleanup.enabled && !native_expiry {
             Some(manager.spawn_cleanup(config.cleanup.config)?)
         } else {

@@ -4,9 +4,9 @@
 //!
 //! - [`SessionStore`]: the small trait every backend implements (create, find, touch, rotate,
 //!   revoke, revoke-all, list, purge), each method one atomic step.
-//! - [`SessionManager`]: login, validate (sliding expiry), refresh (rotation with reuse
-//!   detection and an optional grace window), logout, logout of all or other devices, password
-//!   change, list.
+//! - [`SessionManager`]: login, validate (sliding expiry), refresh (deterministic rotation,
+//!   reuse detection of any former token, a grace window on by default), logout, logout of all
+//!   or other devices, password change, list; every call within one deadline.
 //! - [`RefreshToken`]: `v1.<session-id>.<secret>`, a 256-bit secret from the OS RNG; stores keep
 //!   only its SHA-256 ([`TokenHash`]).
 //! - [`Clock`]: stores never read the wall clock; tests drive time with [`ManualClock`].
@@ -19,8 +19,10 @@
 //! |---|---|
 //! | tokens never at rest in plaintext | stores receive [`TokenHash`] only |
 //! | one winner among concurrent refreshes of a token | [`SessionStore::rotate`] is a compare-and-swap |
-//! | reuse of the previous token revokes the session; a made-up token revokes nothing | [`SessionManager::refresh`] |
-//! | two tabs refreshing at once both end up with the winner's token | [`RotationKey`] and the grace window |
+//! | reuse of any former token (up to [`SessionConfig::reuse_detection_depth`] rotations back) revokes the session | [`SessionManager::refresh`] walks the keyed successor chain |
+//! | a made-up token revokes nothing and gets one answer whatever the session's state | [`TokenError::UnknownSecret`] |
+//! | two tabs refreshing at once, or a retry after a lost reply, end up with the winner's token, by default | [`RotationKey`] (configured, or kept once in the store by [`SessionStore::shared_secret`]) and [`SessionConfig::reuse_grace`] |
+//! | every manager call answers within one deadline | [`SessionConfig::operation_deadline`], [`DeadlineExceeded`] |
 //! | the per-user cap holds under concurrent logins | [`SessionStore::create`] evicts in the same step |
 //! | a store outage is never "logged out" | [`Error::Unavailable`] is distinct from [`Error::NotFound`] |
 //! | bad input gets a typed error, never a panic | [`InputError`], [`TokenError`] |
