@@ -18,7 +18,17 @@ use crate::user::{UserId, check_text};
 /// Every instant is UTC with whole microseconds (the manager truncates its clock), so a record
 /// read back from any database equals the record written. The refresh token is present only as
 /// [`TokenHash`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// It is deliberately not `Serialize`: a record carries token hashes, which no response should
+/// ever show. Serialize a view of the fields a page needs instead (the web integration ships
+/// one).
+///
+/// ```compile_fail
+/// fn leak(record: &session_core::SessionRecord) -> String {
+///     serde_json::to_string(record).unwrap_or_default() // does not compile: not Serialize
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     /// The session's id.
     pub id: SessionId,

@@ -69,8 +69,9 @@ pub enum TokenError {
 
 /// SHA-256 of a refresh token's secret: all a store ever keeps of a token.
 ///
-/// Equality is constant-time.
-#[derive(Clone, Copy, Eq, Serialize, Deserialize)]
+/// Equality is constant-time. Not `Serialize`, so no response or log can carry it by accident;
+/// stores write [`TokenHash::as_bytes`].
+#[derive(Clone, Copy, Eq)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
