@@ -408,6 +408,16 @@ impl SessionManager {
         Ok(record)
     }
 
+    /// Reads a session as stored, whatever its state (revoked and expired records included),
+    /// without touching it: for ownership checks and admin views.
+    ///
+    /// # Errors
+    ///
+    /// Store errors, within [`SessionConfig::operation_deadline`].
+    pub async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        self.within(self.inner.store.find(id)).await
+    }
+
     /// Rotates a refresh token: the presented one stops working and a new one is returned.
     ///
     /// One store step when it succeeds ([`SessionStore::rotate`], a compare-and-swap); see
