@@ -46,6 +46,12 @@ enum Fault {
     ListReadsTwice,
     /// Purge keeps using the instant of its first call.
     PurgeKeepsFirstInstant,
+    /// `shared_secret` stores every candidate: the last write wins.
+    SecretLastWriteWins,
+    /// `shared_secret` returns the candidate without storing anything.
+    SecretNotStored,
+    /// Rotation ignores the device it is given.
+    RotateIgnoresDevice,
 }
 
 struct Faulty {
@@ -53,6 +59,8 @@ struct Faulty {
     fault: Fault,
     /// The instant of the first purge ([`Fault::PurgeKeepsFirstInstant`]).
     first_purge: std::sync::Mutex<Option<OffsetDateTime>>,
+    /// The secrets of [`Fault::SecretLastWriteWins`], overwritten by every call.
+    overwritten: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl Faulty {
@@ -61,6 +69,7 @@ impl Faulty {
             inner: MutexStore::default(),
             fault,
             first_purge: std::sync::Mutex::new(None),
+            overwritten: std::sync::Mutex::default(),
         }
     }
 }
@@ -196,6 +205,14 @@ impl SessionStore for Faulty {
                     })
                     .await
             }
+            Fault::RotateIgnoresDevice => {
+                self.inner
+                    .rotate(Rotation {
+                        device: None,
+                        ..rotation
+                    })
+                    .await
+            }
             _ => self.inner.rotate(rotation).await,
         }
     }
@@ -257,6 +274,24 @@ impl SessionStore for Faulty {
             _ => now,
         };
         self.inner.purge_expired(now, batch).await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        match self.fault {
+            Fault::SecretLastWriteWins => {
+                session_core::check_shared_secret_args(name, candidate)?;
+                self.overwritten
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(name.to_owned(), candidate.to_vec());
+                Ok(candidate.to_vec())
+            }
+            Fault::SecretNotStored => {
+                session_core::check_shared_secret_args(name, candidate)?;
+                Ok(candidate.to_vec())
+            }
+            _ => self.inner.shared_secret(name, candidate).await,
+        }
     }
 }
 
@@ -390,6 +425,44 @@ async fn purge_keeping_its_first_instant_is_caught() {
     assert_caught(
         Fault::PurgeKeepsFirstInstant,
         scenarios::purge_at_a_later_instant_finds_newly_expired,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overwriting_shared_secret_is_caught() {
+    assert_caught(
+        Fault::SecretLastWriteWins,
+        scenarios::store_shared_secret_is_insert_if_absent,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unstored_shared_secret_is_caught() {
+    assert_caught(
+        Fault::SecretNotStored,
+        scenarios::store_shared_secret_is_insert_if_absent,
+    )
+    .await;
+    // Two managers without a configured key then disagree on successors.
+    assert_caught(
+        Fault::SecretNotStored,
+        scenarios::race_refresh_default_config_keeps_session,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_ignoring_the_device_is_caught() {
+    assert_caught(
+        Fault::RotateIgnoresDevice,
+        scenarios::store_rotate_writes_device,
+    )
+    .await;
+    assert_caught(
+        Fault::RotateIgnoresDevice,
+        scenarios::refresh_records_device,
     )
     .await;
 }
