@@ -488,3 +488,14 @@ fn model_catches_ignored_cap() {
         "the model-based test let an ignored cap pass"
     );
 }
+
+#[test]
+fn model_catches_rotation_without_compare() {
+    let caught = std::panic::catch_unwind(|| {
+        session_conformance::model::run(|| async { Faulty::new(Fault::RotateWithoutCompare) });
+    });
+    assert!(
+        caught.is_err(),
+        "the model-based test let a rotation without compare pass"
+    );
+}
