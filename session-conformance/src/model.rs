@@ -118,14 +118,14 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(TokenPick::Garbage),
     ];
     prop_oneof![
-        2 => user.clone().prop_map(Op::Login),
+        3 => user.clone().prop_map(Op::Login),
         3 => session.prop_map(Op::Validate),
         8 => (session, pick).prop_map(|(s, p)| Op::Refresh(s, p)),
         1 => session.prop_map(Op::Logout),
         1 => user.clone().prop_map(Op::LogoutAll),
         1 => (user.clone(), session).prop_map(|(u, s)| Op::LogoutOthers(u, s)),
         1 => (user.clone(), proptest::option::of(session)).prop_map(|(u, s)| Op::PasswordChanged(u, s)),
-        2 => user.prop_map(Op::List),
+        3 => user.prop_map(Op::List),
         3 => prop::sample::select(vec![0_i64, 1, 4, 5, 30, 59, 60, 61, 300, 599, 600, 1200])
             .prop_map(Op::Advance),
     ]
@@ -557,7 +557,7 @@ async fn check_sequence(
 /// The number of cases is `PROPTEST_CASES` from the environment, 64 by default; each case draws
 /// its policies (the default 30 s grace window or none, no cap or a cap of 1 or 3, evict or
 /// reject, sliding on or off, a configured rotation key or the store's, a reuse-detection depth
-/// of 1, 2 or 128) and a sequence of 1 to 60 operations. Refreshes present the current token,
+/// of 1, 2 or 128) and a sequence of 1 to 79 operations. Refreshes present the current token,
 /// a former one 1 to 4 rotations back, a made-up secret, a token for an unknown session, or an
 /// unparsable string.
 ///
@@ -587,7 +587,7 @@ where
     });
     let strategy = (
         policy_strategy(),
-        proptest::collection::vec(op_strategy(), 1..60),
+        proptest::collection::vec(op_strategy(), 1..80),
     );
     let result = runner.run(&strategy, |(policy, ops)| {
         runtime.block_on(check_sequence(Arc::clone(&store), policy, &ops))

@@ -50,6 +50,9 @@ enum Fault {
     SecretLastWriteWins,
     /// `shared_secret` returns the candidate without storing anything.
     SecretNotStored,
+    /// `shared_secret` looks the name up, yields, then stores its candidate if it saw nothing:
+    /// concurrent first calls each store and return their own.
+    SecretReadThenWrite,
     /// Rotation ignores the device it is given.
     RotateIgnoresDevice,
 }
@@ -59,7 +62,7 @@ struct Faulty {
     fault: Fault,
     /// The instant of the first purge ([`Fault::PurgeKeepsFirstInstant`]).
     first_purge: std::sync::Mutex<Option<OffsetDateTime>>,
-    /// The secrets of [`Fault::SecretLastWriteWins`], overwritten by every call.
+    /// The secrets of [`Fault::SecretLastWriteWins`] and [`Fault::SecretReadThenWrite`].
     overwritten: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
@@ -290,6 +293,24 @@ impl SessionStore for Faulty {
                 session_core::check_shared_secret_args(name, candidate)?;
                 Ok(candidate.to_vec())
             }
+            Fault::SecretReadThenWrite => {
+                session_core::check_shared_secret_args(name, candidate)?;
+                let seen = self
+                    .overwritten
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(name)
+                    .cloned();
+                if let Some(stored) = seen {
+                    return Ok(stored);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                self.overwritten
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(name.to_owned(), candidate.to_vec());
+                Ok(candidate.to_vec())
+            }
             _ => self.inner.shared_secret(name, candidate).await,
         }
     }
@@ -449,6 +470,15 @@ async fn unstored_shared_secret_is_caught() {
     assert_caught(
         Fault::SecretNotStored,
         scenarios::race_refresh_default_config_keeps_session,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_then_write_shared_secret_is_caught() {
+    assert_caught(
+        Fault::SecretReadThenWrite,
+        scenarios::store_shared_secret_is_insert_if_absent,
     )
     .await;
 }
