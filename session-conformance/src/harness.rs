@@ -9,7 +9,7 @@ use session_core::time::OffsetDateTime;
 use session_core::time::macros::datetime;
 use session_core::{
     Clock, Error, EventSink, LoginRequest, ManualClock, RevokeReason, SessionConfig, SessionEvent,
-    SessionId, SessionManager, SessionStore, UserId,
+    SessionId, SessionManager, SessionStore, TokenError, UserId,
 };
 
 /// The instant every scenario's clock starts at.
@@ -40,6 +40,9 @@ pub(crate) fn random_u64() -> u64 {
 }
 
 impl Harness {
+    /// The reuse grace window [`Harness::config`] inherits from [`SessionConfig::default`].
+    pub const GRACE: Duration = Duration::from_secs(30);
+
     /// Wraps a store; the clock stands at [`START`].
     #[must_use]
     pub fn new(store: Arc<dyn SessionStore>) -> Self {
@@ -50,8 +53,22 @@ impl Harness {
         }
     }
 
+    /// Another store (typically a wrapper around this one) with this harness's clock and
+    /// namespace.
+    #[must_use]
+    pub fn with_store(&self, store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            store,
+            clock: self.clock.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
     /// The configuration scenarios start from: idle 1 h, absolute 1 day, touch every minute,
-    /// sliding on, no cap, no grace.
+    /// sliding on, no cap; everything else as [`SessionConfig::default`], so the reuse grace
+    /// window is the default 30 s ([`Harness::GRACE`]) and the rotation key is the one the store
+    /// keeps. A scenario about reuse detection either moves the clock past the window or sets
+    /// `reuse_grace` to zero and says why.
     #[must_use]
     pub fn config() -> SessionConfig {
         SessionConfig::default()
@@ -104,6 +121,14 @@ impl Harness {
     pub fn user(&self, name: &str) -> UserId {
         #[expect(clippy::expect_used, reason = "scenario user names are short")]
         UserId::new(format!("{}-{name}", self.namespace)).expect("valid scenario user id")
+    }
+
+    /// A [`SessionStore::shared_secret`] name unique to this harness: `conf-<namespace>-<label>`.
+    /// With `label` of ASCII letters, digits, `-` or `_`, it is a valid name as long as the
+    /// whole stays within 64 bytes (the prefix takes 22).
+    #[must_use]
+    pub fn secret_name(&self, label: &str) -> String {
+        format!("conf-{}-{label}", self.namespace)
     }
 
     /// The clock's current instant.
@@ -182,8 +207,10 @@ pub enum ErrorKind {
     Expired,
     /// [`Error::Revoked`].
     Revoked(RevokeReason),
-    /// [`Error::InvalidToken`].
+    /// [`Error::InvalidToken`] for a token that does not parse.
     InvalidToken,
+    /// [`Error::InvalidToken`] with [`TokenError::UnknownSecret`]: well formed, not recognised.
+    UnknownSecret,
     /// [`Error::ReuseDetected`].
     ReuseDetected,
     /// [`Error::RefreshRaced`].
@@ -192,6 +219,8 @@ pub enum ErrorKind {
     LimitReached,
     /// [`Error::InvalidInput`].
     InvalidInput,
+    /// [`Error::Unavailable`].
+    Unavailable,
     /// Anything else (a store failure), with its text.
     Other(String),
 }
@@ -202,11 +231,13 @@ impl From<&Error> for ErrorKind {
             Error::NotFound => Self::NotFound,
             Error::Expired => Self::Expired,
             Error::Revoked { reason } => Self::Revoked(*reason),
+            Error::InvalidToken(TokenError::UnknownSecret) => Self::UnknownSecret,
             Error::InvalidToken(_) => Self::InvalidToken,
             Error::ReuseDetected => Self::ReuseDetected,
             Error::RefreshRaced => Self::RefreshRaced,
             Error::LimitReached { .. } => Self::LimitReached,
             Error::InvalidInput(_) => Self::InvalidInput,
+            Error::Unavailable { .. } => Self::Unavailable,
             other => Self::Other(other.to_string()),
         }
     }

@@ -31,10 +31,14 @@
 //! | per-user cap: eviction order, reject mode | `cap_*` |
 //! | idle and absolute expiry, sliding expiry and its throttle | `idle_*`, `sliding_*`, [`scenarios::refresh_extends_idle_expiry`] |
 //! | rotation, reuse detection, grace window, malformed tokens | [`scenarios::refresh_rotates_token`] … [`scenarios::malformed_tokens_are_rejected`] |
+//! | any former token is reuse; older than the detection depth, not recognised | [`scenarios::former_tokens_trigger_reuse`] |
+//! | a made-up secret gets one answer whatever the state, and changes nothing | [`scenarios::unknown_secret_is_refused_without_revoking`], [`scenarios::unknown_secret_reveals_nothing`] |
+//! | a refresh records the device; over-long user agents are cut | [`scenarios::refresh_records_device`] |
+//! | a lost rotation reply: the retry gets the successor | [`scenarios::lost_reply_retry_gets_successor`] |
 //! | bad input | [`scenarios::oversized_input_is_rejected`], [`scenarios::user_id_bounds`] |
-//! | the bare store contract | `store_*` |
+//! | the bare store contract | `store_*`, among them [`scenarios::store_rotate_writes_device`] and [`scenarios::store_shared_secret_is_insert_if_absent`] |
 //! | purge and the cleanup task | [`scenarios::purge_removes_only_expired`], [`scenarios::purge_at_a_later_instant_finds_newly_expired`], [`scenarios::cleanup_task_purges_in_background`] |
-//! | races on a multi-thread runtime, each repeated [`scenarios::ROUNDS`] times with [`scenarios::TASKS`] tasks | `race_*` |
+//! | races on a multi-thread runtime, each repeated [`scenarios::ROUNDS`] times with [`scenarios::TASKS`] tasks | `race_*`, among them [`scenarios::race_refresh_default_config_keeps_session`] (two tabs under the default configuration) |
 //! | random sequences against a reference model | [`model::run`] |
 //!
 //! Stores that expire records on their own (Redis) declare
@@ -127,6 +131,10 @@ macro_rules! __conformance_tests {
             grace_window_tolerates_previous_token,
             grace_window_covers_only_previous_token,
             grace_window_with_key_returns_winners_token,
+            former_tokens_trigger_reuse,
+            unknown_secret_reveals_nothing,
+            refresh_records_device,
+            lost_reply_retry_gets_successor,
             malformed_tokens_are_rejected,
             oversized_input_is_rejected,
             user_id_bounds,
@@ -136,12 +144,15 @@ macro_rules! __conformance_tests {
             store_revoked_stays_revoked,
             store_list_honours_now_and_limit,
             store_out_of_order_calls_keep_sessions_covered,
+            store_rotate_writes_device,
+            store_shared_secret_is_insert_if_absent,
             purge_removes_only_expired,
             purge_at_a_later_instant_finds_newly_expired,
             cleanup_task_purges_in_background,
             race_refresh_exactly_one_wins,
             race_refresh_with_grace_keeps_session,
             race_refresh_with_key_all_get_one_token,
+            race_refresh_default_config_keeps_session,
             race_store_rotate_exactly_one,
             race_logins_respect_cap,
             race_logins_reject_mode,

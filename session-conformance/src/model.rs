@@ -26,13 +26,14 @@ const USERS: u8 = 3;
 const IDLE: i64 = 600;
 const ABSOLUTE: i64 = 1800;
 const TOUCH: i64 = 60;
-const GRACE: i64 = 5;
+/// The default reuse grace window (30 s), which the model's policies inherit when the window is on.
+const GRACE: i64 = 30;
 const LISTED: usize = 4;
 
 /// The policies a generated sequence runs under, drawn per case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// The reuse grace window is on.
+    /// The reuse grace window is on, as by default (30 s); off, it is set to zero.
     pub grace: bool,
     /// The per-user cap, if any.
     pub cap: Option<usize>,
@@ -40,24 +41,29 @@ pub struct Policy {
     pub reject: bool,
     /// Sliding expiration is on.
     pub sliding: bool,
-    /// A rotation key is set (deterministic rotation).
+    /// A rotation key is configured; otherwise the manager uses the one the store keeps.
     pub key: bool,
+    /// [`SessionConfig::reuse_detection_depth`]: how many rotations back a former token is
+    /// recognised.
+    pub depth: u32,
 }
 
 fn policy_strategy() -> impl Strategy<Value = Policy> {
     (
-        any::<bool>(),
+        prop_oneof![3 => Just(true), 1 => Just(false)],
         prop_oneof![Just(None), Just(Some(1)), Just(Some(3))],
         any::<bool>(),
         prop_oneof![3 => Just(true), 1 => Just(false)],
         any::<bool>(),
+        prop_oneof![Just(1_u32), Just(2), Just(128)],
     )
-        .prop_map(|(grace, cap, reject, sliding, key)| Policy {
+        .prop_map(|(grace, cap, reject, sliding, key, depth)| Policy {
             grace,
             cap,
             reject,
             sliding,
             key,
+            depth,
         })
 }
 
@@ -66,12 +72,13 @@ fn policy_strategy() -> impl Strategy<Value = Policy> {
 pub enum TokenPick {
     /// The newest token issued for the session.
     Current,
-    /// The one before it.
-    Previous,
-    /// The one before that.
-    Older,
+    /// A former token, this many rotations back (1 is the previous one), or the session's first
+    /// token if it has not rotated that often.
+    Back(u8),
     /// A well-formed token with the session's id and a random secret.
     Forged,
+    /// A well-formed token for a session id never stored.
+    UnknownSession,
     /// An unparsable string.
     Garbage,
 }
@@ -104,20 +111,21 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     let session = any::<u8>();
     let pick = prop_oneof![
         4 => Just(TokenPick::Current),
-        2 => Just(TokenPick::Previous),
-        1 => Just(TokenPick::Older),
+        2 => Just(TokenPick::Back(1)),
+        3 => (2_u8..=4).prop_map(TokenPick::Back),
         1 => Just(TokenPick::Forged),
+        1 => Just(TokenPick::UnknownSession),
         1 => Just(TokenPick::Garbage),
     ];
     prop_oneof![
-        4 => user.clone().prop_map(Op::Login),
+        3 => user.clone().prop_map(Op::Login),
         3 => session.prop_map(Op::Validate),
-        5 => (session, pick).prop_map(|(s, p)| Op::Refresh(s, p)),
+        8 => (session, pick).prop_map(|(s, p)| Op::Refresh(s, p)),
         1 => session.prop_map(Op::Logout),
         1 => user.clone().prop_map(Op::LogoutAll),
         1 => (user.clone(), session).prop_map(|(u, s)| Op::LogoutOthers(u, s)),
         1 => (user.clone(), proptest::option::of(session)).prop_map(|(u, s)| Op::PasswordChanged(u, s)),
-        2 => user.prop_map(Op::List),
+        3 => user.prop_map(Op::List),
         3 => prop::sample::select(vec![0_i64, 1, 4, 5, 30, 59, 60, 61, 300, 599, 600, 1200])
             .prop_map(Op::Advance),
     ]
@@ -246,31 +254,36 @@ impl Model {
     }
 
     /// `presented` is the generation of the presented token, `None` for a forged one.
+    ///
+    /// The manager's refresh table: a token it does not recognise (forged, or a former token
+    /// further back than the detection depth, the previous one always excepted) is
+    /// `UnknownSecret` whatever the session's state, and changes nothing; a recognised one on a
+    /// revoked or expired session says why; the current one rotates; the previous one inside
+    /// the grace window gets the session as it stands (the winner's token); any other former
+    /// one is reuse and revokes the session.
     fn refresh(&mut self, i: usize, presented: Option<u64>, now: OffsetDateTime) -> Answer {
         let grace = self.policy.grace;
-        let key = self.policy.key;
+        let depth = u64::from(self.policy.depth);
         let s = &mut self.sessions[i];
+        let Some(presented) = presented else {
+            return Answer::Error(ErrorKind::UnknownSecret);
+        };
+        let back = s.generation - presented;
+        if back > 1 && back > depth {
+            return Answer::Error(ErrorKind::UnknownSecret);
+        }
         if let Err(kind) = s.check(now) {
             return Answer::Error(kind);
         }
-        if presented == Some(s.generation) {
+        if back == 0 {
             s.generation += 1;
             s.rotated_at = Some(now);
             s.last_active = now;
             s.idle_expires = (now + secs(IDLE)).min(s.absolute_expires);
             return s.answer();
         }
-        let previous = s.generation.checked_sub(1);
-        let is_previous = presented.is_some() && presented == previous;
-        if grace && is_previous && s.rotated_at.is_some_and(|at| now < at + secs(GRACE)) {
-            return if key {
-                s.answer()
-            } else {
-                Answer::Error(ErrorKind::RefreshRaced)
-            };
-        }
-        if !is_previous {
-            return Answer::Error(ErrorKind::InvalidToken);
+        if grace && back == 1 && s.rotated_at.is_some_and(|at| now < at + secs(GRACE)) {
+            return s.answer();
         }
         s.revoked = Some(RevokeReason::ReuseDetected);
         Answer::Error(ErrorKind::ReuseDetected)
@@ -312,16 +325,16 @@ impl Model {
 
 /// The configuration both sides follow.
 fn model_config(policy: Policy) -> SessionConfig {
-    let grace = if policy.grace {
-        GRACE.unsigned_abs()
+    let config = if policy.grace {
+        // Inherit the default window: the model checks the default, not a chosen value.
+        SessionConfig::default()
     } else {
-        0
+        SessionConfig::default().with_reuse_grace(Duration::ZERO)
     };
-    SessionConfig::default()
+    config
         .with_idle_timeout(Duration::from_secs(IDLE.unsigned_abs()))
         .with_absolute_lifetime(Duration::from_secs(ABSOLUTE.unsigned_abs()))
         .with_touch_interval(Duration::from_secs(TOUCH.unsigned_abs()))
-        .with_reuse_grace(Duration::from_secs(grace))
         .with_max_sessions_per_user(policy.cap.map(|cap| u32::try_from(cap).unwrap()))
         .with_limit_mode(if policy.reject {
             LimitMode::Reject
@@ -331,6 +344,7 @@ fn model_config(policy: Policy) -> SessionConfig {
         .with_max_listed(LISTED)
         .with_sliding_expiration(policy.sliding)
         .with_rotation_key(policy.key.then(Harness::rotation_key))
+        .with_reuse_detection_depth(policy.depth)
 }
 
 struct Real {
@@ -415,13 +429,20 @@ async fn step(real: &mut Real, model: &mut Model, op: Op) -> (Answer, Answer) {
             let newest = issued.len() - 1;
             let generation = match choice {
                 TokenPick::Current => Some(newest),
-                TokenPick::Previous => newest.checked_sub(1),
-                TokenPick::Older => newest.checked_sub(2),
-                TokenPick::Forged | TokenPick::Garbage => None,
+                // Not rotated that often yet: the oldest token there is.
+                TokenPick::Back(n) => Some(newest.saturating_sub(usize::from(n))),
+                TokenPick::Forged | TokenPick::UnknownSession | TokenPick::Garbage => None,
             };
             let text = match (choice, generation) {
                 (TokenPick::Garbage, _) => "v1.not-a-token".to_owned(),
                 (_, Some(g)) => issued[g].clone(),
+                (TokenPick::UnknownSession, None) => {
+                    let ghost = SessionId::generate(&real.user(u8::try_from(i % 3).unwrap()));
+                    RefreshToken::generate(ghost)
+                        .unwrap()
+                        .expose_secret()
+                        .to_owned()
+                }
                 (_, None) => RefreshToken::generate(real.ids[i])
                     .unwrap()
                     .expose_secret()
@@ -502,6 +523,11 @@ async fn check_sequence(
     policy: Policy,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
+    assert_eq!(
+        SessionConfig::default().reuse_grace,
+        Duration::from_secs(GRACE.unsigned_abs()),
+        "the model follows the default grace window"
+    );
     let harness = Harness::new(store);
     let manager = harness.manager(model_config(policy));
     let mut real = Real {
@@ -529,8 +555,11 @@ async fn check_sequence(
 /// uses its own users and clock on that store).
 ///
 /// The number of cases is `PROPTEST_CASES` from the environment, 64 by default; each case draws
-/// its policies (grace window on or off, no cap or a cap of 1 or 3, evict or reject, sliding on
-/// or off, rotation key or not) and a sequence of 1 to 60 operations.
+/// its policies (the default 30 s grace window or none, no cap or a cap of 1 or 3, evict or
+/// reject, sliding on or off, a configured rotation key or the store's, a reuse-detection depth
+/// of 1, 2 or 128) and a sequence of 1 to 79 operations. Refreshes present the current token,
+/// a former one 1 to 4 rotations back, a made-up secret, a token for an unknown session, or an
+/// unparsable string.
 ///
 /// # Panics
 ///
@@ -558,7 +587,7 @@ where
     });
     let strategy = (
         policy_strategy(),
-        proptest::collection::vec(op_strategy(), 1..60),
+        proptest::collection::vec(op_strategy(), 1..80),
     );
     let result = runner.run(&strategy, |(policy, ops)| {
         runtime.block_on(check_sequence(Arc::clone(&store), policy, &ops))

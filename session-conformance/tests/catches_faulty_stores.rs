@@ -46,6 +46,15 @@ enum Fault {
     ListReadsTwice,
     /// Purge keeps using the instant of its first call.
     PurgeKeepsFirstInstant,
+    /// `shared_secret` stores every candidate: the last write wins.
+    SecretLastWriteWins,
+    /// `shared_secret` returns the candidate without storing anything.
+    SecretNotStored,
+    /// `shared_secret` looks the name up, yields, then stores its candidate if it saw nothing:
+    /// concurrent first calls each store and return their own.
+    SecretReadThenWrite,
+    /// Rotation ignores the device it is given.
+    RotateIgnoresDevice,
 }
 
 struct Faulty {
@@ -53,6 +62,8 @@ struct Faulty {
     fault: Fault,
     /// The instant of the first purge ([`Fault::PurgeKeepsFirstInstant`]).
     first_purge: std::sync::Mutex<Option<OffsetDateTime>>,
+    /// The secrets of [`Fault::SecretLastWriteWins`] and [`Fault::SecretReadThenWrite`].
+    overwritten: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl Faulty {
@@ -61,6 +72,7 @@ impl Faulty {
             inner: MutexStore::default(),
             fault,
             first_purge: std::sync::Mutex::new(None),
+            overwritten: std::sync::Mutex::default(),
         }
     }
 }
@@ -196,6 +208,14 @@ impl SessionStore for Faulty {
                     })
                     .await
             }
+            Fault::RotateIgnoresDevice => {
+                self.inner
+                    .rotate(Rotation {
+                        device: None,
+                        ..rotation
+                    })
+                    .await
+            }
             _ => self.inner.rotate(rotation).await,
         }
     }
@@ -257,6 +277,42 @@ impl SessionStore for Faulty {
             _ => now,
         };
         self.inner.purge_expired(now, batch).await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        match self.fault {
+            Fault::SecretLastWriteWins => {
+                session_core::check_shared_secret_args(name, candidate)?;
+                self.overwritten
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(name.to_owned(), candidate.to_vec());
+                Ok(candidate.to_vec())
+            }
+            Fault::SecretNotStored => {
+                session_core::check_shared_secret_args(name, candidate)?;
+                Ok(candidate.to_vec())
+            }
+            Fault::SecretReadThenWrite => {
+                session_core::check_shared_secret_args(name, candidate)?;
+                let seen = self
+                    .overwritten
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(name)
+                    .cloned();
+                if let Some(stored) = seen {
+                    return Ok(stored);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                self.overwritten
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(name.to_owned(), candidate.to_vec());
+                Ok(candidate.to_vec())
+            }
+            _ => self.inner.shared_secret(name, candidate).await,
+        }
     }
 }
 
@@ -394,6 +450,53 @@ async fn purge_keeping_its_first_instant_is_caught() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overwriting_shared_secret_is_caught() {
+    assert_caught(
+        Fault::SecretLastWriteWins,
+        scenarios::store_shared_secret_is_insert_if_absent,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unstored_shared_secret_is_caught() {
+    assert_caught(
+        Fault::SecretNotStored,
+        scenarios::store_shared_secret_is_insert_if_absent,
+    )
+    .await;
+    // Two managers without a configured key then disagree on successors.
+    assert_caught(
+        Fault::SecretNotStored,
+        scenarios::race_refresh_default_config_keeps_session,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_then_write_shared_secret_is_caught() {
+    assert_caught(
+        Fault::SecretReadThenWrite,
+        scenarios::store_shared_secret_is_insert_if_absent,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_ignoring_the_device_is_caught() {
+    assert_caught(
+        Fault::RotateIgnoresDevice,
+        scenarios::store_rotate_writes_device,
+    )
+    .await;
+    assert_caught(
+        Fault::RotateIgnoresDevice,
+        scenarios::refresh_records_device,
+    )
+    .await;
+}
+
 #[test]
 fn model_catches_wrong_list_order() {
     let caught = std::panic::catch_unwind(|| {
@@ -413,5 +516,16 @@ fn model_catches_ignored_cap() {
     assert!(
         caught.is_err(),
         "the model-based test let an ignored cap pass"
+    );
+}
+
+#[test]
+fn model_catches_rotation_without_compare() {
+    let caught = std::panic::catch_unwind(|| {
+        session_conformance::model::run(|| async { Faulty::new(Fault::RotateWithoutCompare) });
+    });
+    assert!(
+        caught.is_err(),
+        "the model-based test let a rotation without compare pass"
     );
 }

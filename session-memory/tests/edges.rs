@@ -1,5 +1,6 @@
 //! Edges of the memory store beyond the conformance suite (which covers listings and evictions
-//! racing a logout and purges at successive instants): a generation that cannot grow.
+//! racing a logout, purges at successive instants and shared secrets): a generation that cannot
+//! grow, and clones sharing one rotation key.
 
 #![allow(
     clippy::unwrap_used,
@@ -54,4 +55,45 @@ async fn a_generation_that_cannot_grow_fails_without_a_write() {
         .await
         .unwrap();
     assert!(matches!(rejected, RotateOutcome::Rejected(_)));
+}
+
+/// Clones of a store share its secrets, so managers built on clones (two "instances" in one
+/// process) derive the same successor tokens: a refresh through one and the retry of the same
+/// token through the other get the same token.
+#[tokio::test]
+async fn clones_share_the_rotation_key() {
+    use std::sync::Arc;
+
+    use session_core::{
+        LoginRequest, ManualClock, ROTATION_KEY_SECRET, SessionConfig, SessionManager,
+    };
+
+    let store = MemoryStore::new();
+    let clone = store.clone();
+    let stored = store
+        .shared_secret(ROTATION_KEY_SECRET, &[1; 32])
+        .await
+        .unwrap();
+    assert_eq!(
+        clone
+            .shared_secret(ROTATION_KEY_SECRET, &[2; 32])
+            .await
+            .unwrap(),
+        stored
+    );
+    let clock = Arc::new(ManualClock::new(NOW));
+    let one = SessionManager::new(Arc::new(store), SessionConfig::default())
+        .unwrap()
+        .with_clock(clock.clone());
+    let two = SessionManager::new(Arc::new(clone), SessionConfig::default())
+        .unwrap()
+        .with_clock(clock);
+    let login = one
+        .login(&UserId::new("twin").unwrap(), LoginRequest::new())
+        .await
+        .unwrap();
+    let first = one.refresh(login.token.expose_secret()).await.unwrap();
+    let second = two.refresh(login.token.expose_secret()).await.unwrap();
+    assert_eq!(first.token.expose_secret(), second.token.expose_secret());
+    assert_eq!(second.session, first.session);
 }

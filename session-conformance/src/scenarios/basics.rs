@@ -89,7 +89,10 @@ pub async fn device_and_data_round_trip(store: Arc<dyn SessionStore>) {
     assert!(stored.data.is_none());
 }
 
-/// Unknown ids are `NotFound` everywhere; a store failure would be something else.
+/// Unknown ids are `NotFound` to validate, nothing to log out and nothing to list; a refresh
+/// token for an unknown session is not recognised (`UnknownSecret`, the answer a made-up secret
+/// gets, so a refresh reveals nothing about which ids exist). A store failure would be something
+/// else.
 pub async fn unknown_session_is_not_found(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
     let manager = h.manager(Harness::config());
@@ -102,7 +105,11 @@ pub async fn unknown_session_is_not_found(store: Arc<dyn SessionStore>) {
     let token = RefreshToken::generate(ghost).unwrap();
     assert_eq!(
         error_kind(&manager.refresh(token.expose_secret()).await),
-        Some(ErrorKind::NotFound)
+        Some(ErrorKind::UnknownSecret)
+    );
+    assert!(
+        h.store.find(&ghost).await.unwrap().is_none(),
+        "nothing created"
     );
     assert!(!manager.logout(&ghost).await.unwrap());
     assert_eq!(manager.logout_all(&h.user("ghost")).await.unwrap(), 0);

@@ -26,14 +26,21 @@ pub async fn oversized_input_is_rejected(store: Arc<dyn SessionStore>) {
         ),
         "{result:?}"
     );
-    let long_agent = DeviceInfo::new().with_user_agent("a".repeat(DeviceInfo::MAX_USER_AGENT + 1));
+    // An over-long user agent is cut instead (see `refresh_records_device`); a device name is not.
+    let long_name = DeviceInfo::new().with_device_name("d".repeat(DeviceInfo::MAX_DEVICE_NAME + 1));
     let result = manager
-        .login(&user, LoginRequest::new().with_device(long_agent))
+        .login(&user, LoginRequest::new().with_device(long_name))
         .await;
-    assert!(matches!(
-        result,
-        Err(Error::InvalidInput(InputError::TooLong { .. }))
-    ));
+    assert!(
+        matches!(
+            result,
+            Err(Error::InvalidInput(InputError::TooLong {
+                field: "device name",
+                ..
+            }))
+        ),
+        "{result:?}"
+    );
     let nul_name = DeviceInfo::new().with_device_name("pho\0ne");
     let result = manager
         .login(&user, LoginRequest::new().with_device(nul_name))

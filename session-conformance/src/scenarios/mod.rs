@@ -13,6 +13,7 @@
 
 mod basics;
 mod expiry;
+mod failures;
 mod input;
 mod limits;
 mod purge;
@@ -22,6 +23,7 @@ mod store_ops;
 
 pub use basics::*;
 pub use expiry::*;
+pub use failures::*;
 pub use input::*;
 pub use limits::*;
 pub use purge::*;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use session_core::{
-    Error, Login, LoginRequest, Refreshed, RevokeReason, RotateOutcome, Rotation, SessionLimit,
-    SessionManager, SessionStore, UserId,
+    Error, Login, LoginRequest, Refreshed, RevokeReason, RotateOutcome, Rotation, SessionConfig,
+    SessionLimit, SessionManager, SessionStore, UserId,
 };
 
 use super::store_ops::record_at;
@@ -52,11 +52,14 @@ async fn refresh_race(
     (login, results)
 }
 
-/// 32 concurrent refreshes of one token: exactly one wins. Without a grace window the losers
-/// presented a rotated token, so the session ends revoked for reuse.
+/// [`TASKS`] concurrent refreshes of one token with the grace window off: exactly one wins. The
+/// losers presented a token rotated a moment ago, which without a window is reuse, so the
+/// session ends revoked for reuse. (The window is set to zero explicitly: with the default
+/// 30 s every loser would get the winner's token, see
+/// [`race_refresh_default_config_keeps_session`].)
 pub async fn race_refresh_exactly_one_wins(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
-    let manager = h.manager(Harness::config());
+    let manager = h.manager(Harness::config().with_reuse_grace(Duration::ZERO));
     for round in 0..ROUNDS {
         let (login, results) = refresh_race(&manager, &h.user(&format!("race-{round}"))).await;
         let results: Vec<Result<u64, Error>> = results
@@ -77,6 +80,12 @@ pub async fn race_refresh_exactly_one_wins(store: Arc<dyn SessionStore>) {
                 "round {round}: unexpected {kind:?}"
             );
         }
+        assert!(
+            results
+                .iter()
+                .any(|r| error_kind(r) == Some(ErrorKind::ReuseDetected)),
+            "round {round}: some loser reported the reuse"
+        );
         assert_eq!(
             error_kind(&manager.validate(&login.session.id).await),
             Some(ErrorKind::Revoked(RevokeReason::ReuseDetected))
@@ -84,59 +93,99 @@ pub async fn race_refresh_exactly_one_wins(store: Arc<dyn SessionStore>) {
     }
 }
 
-/// With a grace window, the 31 losers get `RefreshRaced` and the winner's token keeps working.
+/// Checks a refresh race in which every refresh must succeed: one token and one generation for
+/// all, the session rotated exactly once and stored as answered, and the next refresh works.
+async fn all_get_one_token(
+    h: &Harness,
+    manager: &SessionManager,
+    round: usize,
+    login: &Login,
+    results: Vec<Result<Refreshed, Error>>,
+) {
+    let answers: HashSet<(String, u64)> = results
+        .into_iter()
+        .map(|r| {
+            let refreshed = r.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            (
+                refreshed.token.expose_secret().to_owned(),
+                refreshed.session.generation,
+            )
+        })
+        .collect();
+    assert_eq!(answers.len(), 1, "round {round}: one token for everyone");
+    let (token, generation) = answers.into_iter().next().unwrap();
+    assert_eq!(generation, 1, "round {round}: rotated exactly once");
+    let stored = h.store.find(&login.session.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.token_hash,
+        session_core::RefreshToken::parse(&token).unwrap().hash(),
+        "round {round}"
+    );
+    manager.validate(&login.session.id).await.unwrap();
+    let next = manager.refresh(&token).await.unwrap();
+    assert_eq!(next.session.generation, 2, "round {round}");
+}
+
+/// With a grace window (10 s here) and the rotation key the store keeps, all [`TASKS`]
+/// concurrent refreshes of one token succeed with the winner's token; the session rotated once.
 pub async fn race_refresh_with_grace_keeps_session(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
     let manager = h.manager(Harness::config().with_reuse_grace(Duration::from_secs(10)));
     for round in 0..ROUNDS {
-        let (_, results) = refresh_race(&manager, &h.user(&format!("grace-{round}"))).await;
-        let results = results
-            .into_iter()
-            .map(|r| r.map(|refreshed| refreshed.token));
-        let mut winners = Vec::new();
-        for result in results {
-            match result {
-                Ok(token) => winners.push(token),
-                Err(e) => assert_eq!(
-                    ErrorKind::from(&e),
-                    ErrorKind::RefreshRaced,
-                    "round {round}"
-                ),
-            }
-        }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one refresh wins");
-        let next = manager.refresh(winners[0].expose_secret()).await.unwrap();
-        assert_eq!(next.session.generation, 2);
+        let (login, results) = refresh_race(&manager, &h.user(&format!("grace-{round}"))).await;
+        all_get_one_token(&h, &manager, round, &login, results).await;
     }
 }
 
-/// With a grace window and a rotation key, all 32 concurrent refreshes of one token succeed and
-/// receive the same successor; the session rotated exactly once.
+/// With a grace window and a configured rotation key, all [`TASKS`] concurrent refreshes of one
+/// token succeed and receive the same successor, the configured key's; the session rotated
+/// exactly once.
 pub async fn race_refresh_with_key_all_get_one_token(store: Arc<dyn SessionStore>) {
     let h = Harness::new(store);
+    let key = Harness::rotation_key();
     let manager = h.manager(
         Harness::config()
             .with_reuse_grace(Duration::from_secs(10))
-            .with_rotation_key(Some(Harness::rotation_key())),
+            .with_rotation_key(Some(key.clone())),
     );
     for round in 0..ROUNDS {
-        let (_, results) = refresh_race(&manager, &h.user(&format!("key-{round}"))).await;
-        let results = results.into_iter().map(|r| {
-            r.map(|refreshed| {
-                (
-                    refreshed.token.expose_secret().to_owned(),
-                    refreshed.session.generation,
-                )
-            })
-        });
-        let answers: HashSet<(String, u64)> = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|e| panic!("round {round}: {e}")))
-            .collect();
-        assert_eq!(answers.len(), 1, "round {round}: one token for everyone");
-        let (token, generation) = answers.into_iter().next().unwrap();
-        assert_eq!(generation, 1, "round {round}: rotated exactly once");
-        manager.refresh(&token).await.unwrap();
+        let (login, results) = refresh_race(&manager, &h.user(&format!("key-{round}"))).await;
+        let expected = login.token.successor(&key);
+        assert!(
+            results.iter().all(|r| r
+                .as_ref()
+                .is_ok_and(|r| r.token.expose_secret() == expected.expose_secret())),
+            "round {round}: everyone gets the configured key's successor"
+        );
+        all_get_one_token(&h, &manager, round, &login, results).await;
+    }
+}
+
+/// With [`SessionConfig::default`] (only the clock is the harness's), [`TASKS`] concurrent
+/// refreshes of one token, the two-tabs case, all succeed with one and the same token; the
+/// session is live afterwards and the next refresh works. The tasks alternate between two
+/// managers, two instances of an app sharing the store: without a configured key they agree on
+/// successors only through the key the store keeps. Fresh managers every round, so each
+/// round's first refreshes also read that key.
+pub async fn race_refresh_default_config_keeps_session(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    for round in 0..ROUNDS {
+        let instances = [
+            h.manager(SessionConfig::default()),
+            h.manager(SessionConfig::default()),
+        ];
+        let login = instances[0]
+            .login(&h.user(&format!("tabs-{round}")), LoginRequest::new())
+            .await
+            .unwrap();
+        let text = login.token.expose_secret().to_owned();
+        let results = join(spawn_all((0..TASKS).map(|n| {
+            let manager = instances[n % 2].clone();
+            let text = text.clone();
+            async move { manager.refresh(&text).await }
+        })))
+        .await;
+        all_get_one_token(&h, &instances[round % 2], round, &login, results).await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! The bare store contract, without the manager.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 
@@ -82,14 +83,14 @@ pub async fn store_rotate_is_compare_and_swap(store: Arc<dyn SessionStore>) {
         device: None,
     };
     assert_eq!(
-        h.store.rotate(wrong).await.unwrap(),
+        h.store.rotate(wrong.clone()).await.unwrap(),
         RotateOutcome::Rejected(record.clone())
     );
     let right = Rotation {
         presented: record.token_hash,
         ..wrong
     };
-    let RotateOutcome::Rotated(rotated) = h.store.rotate(right).await.unwrap() else {
+    let RotateOutcome::Rotated(rotated) = h.store.rotate(right.clone()).await.unwrap() else {
         panic!("the matching hash must rotate");
     };
     let mut expected = record.clone();
@@ -105,7 +106,7 @@ pub async fn store_rotate_is_compare_and_swap(store: Arc<dyn SessionStore>) {
         Some(expected.clone())
     );
     assert_eq!(
-        h.store.rotate(right).await.unwrap(),
+        h.store.rotate(right.clone()).await.unwrap(),
         RotateOutcome::Rejected(expected),
         "the same swap cannot win twice"
     );
@@ -145,7 +146,7 @@ pub async fn store_writes_respect_liveness(store: Arc<dyn SessionStore>) {
         idle_expires_at: now + Duration::hours(1),
         device: None,
     };
-    let RotateOutcome::Rotated(rotated) = h.store.rotate(rotation).await.unwrap() else {
+    let RotateOutcome::Rotated(rotated) = h.store.rotate(rotation.clone()).await.unwrap() else {
         panic!("live record must rotate");
     };
     assert_eq!(rotated.idle_expires_at, record.absolute_expires_at);
@@ -299,5 +300,146 @@ pub async fn store_out_of_order_calls_keep_sessions_covered(store: Arc<dyn Sessi
             .unwrap()
             .revoked
             .is_some()
+    );
+}
+
+/// A rotation with `device: Some(..)` stores that device in the same step; with `None` the
+/// stored device is kept. Nothing else differs from a plain rotation.
+pub async fn store_rotate_writes_device(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let mut record = record_at(&h.user("dan"), START);
+    let old = DeviceInfo::new()
+        .with_user_agent("old agent")
+        .with_device_name("old phone");
+    record.device = old.clone();
+    create(h.store.as_ref(), &record).await;
+    let new = DeviceInfo::new()
+        .with_user_agent("new agent ✓")
+        .with_ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
+    let mut expected = record.clone();
+    let mut presented = record.token_hash;
+    for (minute, device) in [(1, Some(new.clone())), (2, None)] {
+        let now = START + Duration::minutes(minute);
+        let next = fresh_hash(record.id);
+        let rotation = Rotation {
+            id: record.id,
+            presented,
+            next,
+            now,
+            idle_expires_at: now + Duration::hours(1),
+            device: device.clone(),
+        };
+        let RotateOutcome::Rotated(rotated) = h.store.rotate(rotation).await.unwrap() else {
+            panic!("the matching hash must rotate");
+        };
+        expected.previous_token_hash = Some(presented);
+        expected.token_hash = next;
+        expected.generation += 1;
+        expected.rotated_at = Some(now);
+        expected.last_active_at = now;
+        expected.idle_expires_at = now + Duration::hours(1);
+        if let Some(device) = device {
+            expected.device = device;
+        }
+        assert_eq!(rotated, expected, "minute {minute}");
+        assert_eq!(
+            h.store.find(&record.id).await.unwrap(),
+            Some(expected.clone())
+        );
+        presented = next;
+    }
+    assert_eq!(
+        expected.device, new,
+        "`None` kept the device the first rotation wrote"
+    );
+    assert_ne!(expected.device, old);
+}
+
+/// `shared_secret` is insert-if-absent, then read: the first call stores its candidate and every
+/// later call gets it back whatever it passes; names are independent; concurrent first calls
+/// with different candidates all get one value; a purge leaves secrets alone; bad names and
+/// candidates are `InvalidInput` and store nothing. Names come from the harness namespace, so a
+/// shared backend is fine.
+pub async fn store_shared_secret_is_insert_if_absent(store: Arc<dyn SessionStore>) {
+    let h = Harness::new(store);
+    let store = h.store.as_ref();
+    let first = h.secret_name("first");
+    assert_eq!(store.shared_secret(&first, b"one").await.unwrap(), b"one");
+    for candidate in [&b"two"[..], b"one", &[0_u8; 1024], b"\xff\x00"] {
+        assert_eq!(
+            store.shared_secret(&first, candidate).await.unwrap(),
+            b"one",
+            "a later candidate never replaces the first"
+        );
+    }
+    let other = h.secret_name("other");
+    assert_eq!(store.shared_secret(&other, b"two").await.unwrap(), b"two");
+    assert_eq!(store.shared_secret(&first, b"three").await.unwrap(), b"one");
+    let binary: Vec<u8> = (0..=255).cycle().take(1024).collect();
+    let wide = h.secret_name("binary_max");
+    assert_eq!(store.shared_secret(&wide, &binary).await.unwrap(), binary);
+
+    for round in 0..super::ROUNDS {
+        let name = h.secret_name(&format!("race-{round}"));
+        let tasks: Vec<_> = (0..super::TASKS)
+            .map(|n| {
+                let store = Arc::clone(&h.store);
+                let name = name.clone();
+                tokio::spawn(async move {
+                    let candidate = format!("candidate-{round}-{n}").into_bytes();
+                    store.shared_secret(&name, &candidate).await.unwrap()
+                })
+            })
+            .collect();
+        let mut answers = std::collections::HashSet::new();
+        for task in tasks {
+            answers.insert(task.await.expect("a racing task panicked"));
+        }
+        assert_eq!(answers.len(), 1, "round {round}: one value for everyone");
+        let value = answers.into_iter().next().unwrap();
+        assert!(value.starts_with(format!("candidate-{round}-").as_bytes()));
+        assert_eq!(
+            store.shared_secret(&name, b"late").await.unwrap(),
+            value,
+            "round {round}"
+        );
+    }
+
+    let far = START + Duration::days(3650);
+    session_core::purge_all_expired(store, far, NonZeroU32::new(100).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.shared_secret(&first, b"four").await.unwrap(), b"one");
+    assert_eq!(store.shared_secret(&other, b"four").await.unwrap(), b"two");
+
+    let long = h.secret_name(&"n".repeat(65 - h.secret_name("").len()));
+    assert_eq!(long.len(), 65);
+    for name in ["", long.as_str(), "with space", "a/b", "dot.ted", "ünï"] {
+        let refused = store.shared_secret(name, b"x").await;
+        assert!(
+            matches!(refused, Err(session_core::Error::InvalidInput(_))),
+            "name {name:?}: {refused:?}"
+        );
+    }
+    let fresh = h.secret_name("fresh");
+    for candidate in [&[][..], &[7_u8; 1025][..]] {
+        let refused = store.shared_secret(&fresh, candidate).await;
+        assert!(
+            matches!(refused, Err(session_core::Error::InvalidInput(_))),
+            "a candidate of {} bytes: {refused:?}",
+            candidate.len()
+        );
+    }
+    assert_eq!(
+        store.shared_secret(&fresh, b"valid").await.unwrap(),
+        b"valid",
+        "a refused call stored nothing"
+    );
+    let exact = h.secret_name(&"n".repeat(64 - h.secret_name("").len()));
+    assert_eq!(exact.len(), 64);
+    assert_eq!(
+        store.shared_secret(&exact, b"sixty-four").await.unwrap(),
+        b"sixty-four",
+        "a 64-byte name is valid"
     );
 }

@@ -9,13 +9,15 @@ use session_core::time::OffsetDateTime;
 use session_core::{
     CreateOutcome, Error, LimitMode, Revocation, RevokeReason, RotateOutcome, Rotation, SessionId,
     SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, async_trait,
+    check_shared_secret_args,
 };
 
-/// Every session in one `HashMap` behind one `Mutex`: each method is atomic because it holds
-/// the lock from start to end (and never across an `.await`).
+/// Every session in one `HashMap` behind one `Mutex`, and the shared secrets in another: each
+/// method is atomic because it holds its lock from start to end (and never across an `.await`).
 #[derive(Debug, Default)]
 pub(crate) struct MutexStore {
     sessions: Mutex<HashMap<SessionId, SessionRecord>>,
+    secrets: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 impl MutexStore {
@@ -132,6 +134,9 @@ impl SessionStore for MutexStore {
         r.rotated_at = Some(rotation.now);
         r.last_active_at = rotation.now;
         r.idle_expires_at = rotation.idle_expires_at.min(r.absolute_expires_at);
+        if let Some(device) = rotation.device {
+            r.device = device;
+        }
         Ok(RotateOutcome::Rotated(r.clone()))
     }
 
@@ -189,5 +194,14 @@ impl SessionStore for MutexStore {
             map.remove(id);
         }
         Ok(doomed.len() as u64)
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        check_shared_secret_args(name, candidate)?;
+        let mut secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(secrets
+            .entry(name.to_owned())
+            .or_insert_with(|| candidate.to_vec())
+            .clone())
     }
 }
