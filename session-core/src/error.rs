@@ -34,14 +34,16 @@ pub enum Error {
     /// The presented refresh token could not be parsed.
     #[error("invalid refresh token: {0}")]
     InvalidToken(#[from] TokenError),
-    /// The immediately previous refresh token of a session was presented again (outside the grace
-    /// window): someone holds a copy of a rotated token, so the session has been revoked, as
-    /// RFC 9700 section 4.14 recommends.
+    /// A former refresh token of a session (any of the last
+    /// [`reuse_detection_depth`](crate::SessionConfig::reuse_detection_depth) rotations, outside
+    /// the grace window for the immediately previous one) was presented: someone holds a copy of
+    /// a rotated token, so the session has been revoked, as RFC 9700 section 4.14 recommends.
     #[error("refresh token reuse detected; the session has been revoked")]
     ReuseDetected,
-    /// The immediately previous refresh token was presented inside the configured grace window:
-    /// another request rotated it a moment ago. The session is intact; the client should retry
-    /// with the newest token it holds (for instance the cookie the winning request set).
+    /// The immediately previous refresh token was presented inside the grace window, but its
+    /// successor cannot be handed out: the rotation key changed between the two rotations (or
+    /// the store changed the record between two steps of the call). The session is intact; the
+    /// client should retry with the newest token it holds.
     #[error(
         "refresh raced with a concurrent refresh of the same token; retry with the newest token"
     )]

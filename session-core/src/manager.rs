@@ -133,7 +133,9 @@ pub struct Refreshed {
 /// let login = manager.login(&user, LoginRequest::new()).await?;
 /// let session = manager.validate(&login.session.id).await?;
 /// let refreshed = manager.refresh(login.token.expose_secret()).await?;
-/// assert!(manager.refresh(login.token.expose_secret()).await.is_err()); // reuse
+/// // A second tab presenting the same token within the grace window gets the same successor.
+/// let again = manager.refresh(login.token.expose_secret()).await?;
+/// assert_eq!(again.token.expose_secret(), refreshed.token.expose_secret());
 /// manager.logout_all(&user).await?;
 /// # let _ = (session, refreshed);
 /// # Ok(())
@@ -584,7 +586,8 @@ impl SessionManager {
                     Ok(Some(record)) => check_live(&record, now)
                         .err()
                         .unwrap_or(Error::ReuseDetected),
-                    Ok(None) => Error::NotFound,
+                    // Purged in between: as for any session that no longer exists.
+                    Ok(None) => Error::InvalidToken(TokenError::UnknownSecret),
                     Err(error) => error,
                 },
                 Err(error) => error,
