@@ -11,6 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/services.sh up
+
+# The browser test drives Chromium over WebDriver; install both from the distribution's packages
+# when missing (about 30 s), unless the run opts the browser test out.
+if [[ ",${SESSION_TEST_SKIP:-}," != *",browser,"* ]] && ! command -v chromedriver >/dev/null; then
+  echo "test-all: installing chromium and chromium-driver for the browser test" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 scripts/redis-topology.sh start all
 trap 'scripts/redis-topology.sh stop all || true' EXIT
 

@@ -10,6 +10,7 @@
 //! | `postgres`, `mysql` | [`StorageConfig::Database`] on PostgreSQL, MySQL or MariaDB | chosen by the URL |
 //! | `redis` | [`StorageConfig::Redis`]: standalone, Sentinel, Cluster, TLS | |
 //! | `memory` | [`StorageConfig::Memory`] | tests and local development only |
+//! | `axum` | `auth_sessions::web`: the axum integration (`session-axum`) | web apps |
 //!
 //! Everything of `session-core` is re-exported here, so an app depends on this crate alone.
 //!
@@ -55,6 +56,9 @@ pub use session_db as db;
 /// The memory store's crate, when the `memory` feature is on.
 #[cfg(feature = "memory")]
 pub use session_memory as memory;
+/// The axum integration (`session-axum`), when the `axum` feature is on.
+#[cfg(feature = "axum")]
+pub use session_axum as web;
 /// The Redis store's crate, when the `redis` feature is on.
 #[cfg(feature = "redis")]
 pub use session_redis as redis;

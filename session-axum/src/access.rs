@@ -365,6 +365,50 @@ mod tests {
         );
     }
 
+    /// A key pair made for this test only (`openssl genpkey -algorithm ed25519`).
+    const ED_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIJClwSToJz4CJvGbn6Jei1RBsbbFdYfKIK786k/vXxC7
+-----END PRIVATE KEY-----
+";
+    const ED_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAFYuy4ZoFGx5nWHLhfhMIKtl1xlo/QHPBPyjnsDYvYd8=
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn ed25519_tokens_verify_with_the_public_key_alone() {
+        let pair = AccessKey::ed25519("ed1", ED_PRIVATE.as_bytes(), ED_PUBLIC.as_bytes()).unwrap();
+        let signer = tokens(pair, Vec::new());
+        let issued = signer.issue(&session(), NOW).unwrap();
+        let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.kid.as_deref(), Some("ed1"));
+        let verifier = AccessKey::ed25519_verifier("ed1", ED_PUBLIC.as_bytes()).unwrap();
+        assert!(
+            AccessTokens::new(
+                verifier.clone(),
+                Vec::new(),
+                "test".to_owned(),
+                Duration::from_secs(600)
+            )
+            .is_err(),
+            "a public key cannot sign"
+        );
+        // A service holding only the public key accepts the token.
+        let checker = tokens(AccessKey::hs256("other", &[3; 32]).unwrap(), vec![verifier]);
+        assert!(checker.verify(&issued.token, NOW).is_ok());
+        // An HS256 token claiming the Ed25519 key id is refused (no algorithm confusion).
+        let confused = {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some("ed1".to_owned());
+            let claims = signer.verify(&issued.token, NOW).unwrap();
+            let key = EncodingKey::from_secret(ED_PUBLIC.as_bytes()).unwrap();
+            jsonwebtoken::encode(&header, &claims, &key).unwrap()
+        };
+        assert_eq!(checker.verify(&confused, NOW), Err(AccessTokenError::Invalid));
+        assert!(AccessKey::ed25519("bad", b"not pem", ED_PUBLIC.as_bytes()).is_err());
+    }
+
     #[test]
     fn retired_keys_verify_but_do_not_sign() {
         let old = AccessKey::hs256("old", &[1; 32]).unwrap();
