@@ -25,7 +25,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// | `url` | none | a `redis://` or `rediss://` URL; replaces `host`, `port`, `db`, `username`, `password`, `tls` for a standalone server |
 /// | `host`, `port` | `127.0.0.1`, `6379` | port 1 to 65535 |
 /// | `db` | 0 | 0 to 65535 (0 only for Cluster) |
-/// | `key_prefix` | `"session:"` | at most 64 bytes, no `{`, `}` or NUL |
+/// | `key_prefix` | `"session:"` | at most 64 bytes of printable ASCII (`!` to `~`), no `{` or `}` |
 /// | `username`, `password` | none | |
 /// | `tls` | off | certificates are always checked: against the system roots, or the PEM roots in `tls_ca_file` |
 /// | `connect_timeout` | 1 s | 10 ms to 60 s, per connection attempt |
@@ -411,9 +411,13 @@ impl RedisConfig {
                 "at most 64 bytes",
             ));
         }
-        if self.key_prefix.contains(['{', '}', '\0']) {
+        if !self
+            .key_prefix
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+        {
             return Err(ConfigError::Store(format!(
-                "`key_prefix` {:?} must not contain `{{`, `}}` or NUL (the store places the hash tag)",
+                "`key_prefix` {:?} must be printable ASCII without spaces, `{{` or `}}` (key names stay printable; the store places the hash tag)",
                 self.key_prefix
             )));
         }
@@ -632,6 +636,10 @@ mod tests {
         let store_errors = [
             base.clone().with_key_prefix("a{b"),
             base.clone().with_key_prefix("a}b"),
+            base.clone().with_key_prefix("a b:"),
+            base.clone().with_key_prefix("a\nb:"),
+            base.clone().with_key_prefix("a\u{1b}b:"),
+            base.clone().with_key_prefix("é:"),
             base.clone().with_url("http://nope"),
             base.clone().with_url("rediss://127.0.0.1/#insecure"),
             base.clone()
