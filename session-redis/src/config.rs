@@ -30,7 +30,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// | `tls` | off | certificates are always checked: against the system roots, or the PEM roots in `tls_ca_file` |
 /// | `connect_timeout` | 1 s | 10 ms to 60 s, per connection attempt |
 /// | `response_timeout` | 1 s | 10 ms to 60 s, the bound on a whole store operation |
-/// | `retry` | 6 reconnect attempts, 100 ms to 2 s back-off | see [`RetryConfig`] |
+/// | `retry` | 6 reconnect attempts, 100 ms to 2 s back-off (Cluster) | see [`RetryConfig`] |
 /// | `topology` | `standalone` | see [`Topology`] |
 ///
 /// # Examples
@@ -136,7 +136,11 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// Reconnection attempts and their exponential back-off (with jitter).
+/// Reconnection attempts and their exponential back-off (with jitter) of a Cluster connection.
+///
+/// A standalone server or a Sentinel master is reconnected to by the next call after a
+/// failure, in one attempt bounded by [`RedisConfig::connect_timeout`], so a refusal (wrong
+/// password) is reported at once; these settings do not apply there.
 ///
 /// A store operation never waits longer than [`RedisConfig::response_timeout`] whatever these
 /// are: reconnection goes on in the background and the operation fails with

@@ -72,7 +72,7 @@ async fn a_wrong_password_is_an_authentication_error_at_once() {
     };
 
     let (result, took) = timed_connect("wrong password at connect", config("wrong")).await;
-    let error = result.err().expect("a wrong password must not connect");
+    let error = result.expect_err("a wrong password must not connect");
     assert!(
         matches!(&error, ConnectError::Store(Error::Backend { .. })),
         "{error:?}"
@@ -141,7 +141,7 @@ async fn a_database_the_server_lacks_is_a_refusal_at_once() {
             .with_db(999),
     );
     let (result, took) = timed_connect("db 999 on a 16-db server", config).await;
-    let error = result.err().expect("db 999 must not connect");
+    let error = result.expect_err("db 999 must not connect");
     assert!(
         matches!(&error, ConnectError::Store(Error::Backend { .. })),
         "{error:?}"
@@ -156,7 +156,7 @@ async fn a_refused_port_is_unavailable_and_says_so() {
     let port = support::free_port();
     let config = patient(RedisConfig::new().with_address("127.0.0.1", port));
     let (result, took) = timed_connect("refused port", config).await;
-    let error = result.err().expect("nothing listens there");
+    let error = result.expect_err("nothing listens there");
     assert!(
         matches!(&error, ConnectError::Store(Error::Unavailable { .. })),
         "{error:?}"
@@ -170,7 +170,7 @@ async fn a_refused_port_is_unavailable_and_says_so() {
 async fn an_unknown_host_is_unavailable_and_says_so() {
     let config = patient(RedisConfig::new().with_address("nonexistent.invalid", 6379));
     let (result, took) = timed_connect("unknown host", config).await;
-    let error = result.err().expect("no such host");
+    let error = result.expect_err("no such host");
     assert!(
         matches!(&error, ConnectError::Store(Error::Unavailable { .. })),
         "{error:?}"
