@@ -94,7 +94,11 @@ impl Backend {
             Topology::Sentinel(sentinel) => Ok(Self::Single(Box::new(Reconnecting::new(
                 config,
                 Source::Sentinel(sentinel_client(config, sentinel)?),
-                format!("the Sentinel master `{}`", sentinel.master_name),
+                format!(
+                    "the Sentinel master `{}` (sentinels {})",
+                    sentinel.master_name,
+                    sentinel.nodes.join(", ")
+                ),
             )))),
             Topology::Cluster(cluster) => Ok(Self::Cluster(open_cluster(config, cluster).await?)),
         }
@@ -139,6 +143,8 @@ pub(crate) enum OpenError {
     Config(ConfigError),
     /// The servers could not be reached or refused us.
     Redis(redis::RedisError),
+    /// A named server could not be reached or refused us.
+    Connect(ConnectFailure),
 }
 
 impl From<ConfigError> for OpenError {
@@ -214,13 +220,20 @@ fn standalone_client(config: &RedisConfig) -> Result<(Client, String), OpenError
             .set_redis_settings(redis_settings(config)),
     };
     let target = info.addr().to_string();
+    Ok((client_for(config, info)?, target))
+}
+
+/// A client of one server at `info`, with the configured CA for TLS.
+fn client_for(config: &RedisConfig, info: ConnectionInfo) -> Result<Client, OpenError> {
     #[cfg(feature = "tls")]
     if matches!(info.addr(), ConnectionAddr::TcpTls { .. })
         && let Some(certs) = certificates(config)?
     {
-        return Ok((Client::build_with_tls(info, certs)?, target));
+        return Ok(Client::build_with_tls(info, certs)?);
     }
-    Ok((Client::open(info)?, target))
+    #[cfg(not(feature = "tls"))]
+    let _ = config;
+    Ok(Client::open(info)?)
 }
 
 async fn open_cluster(
@@ -232,7 +245,7 @@ async fn open_cluster(
         let (host, port) = parse_node("topology.nodes", node)?;
         nodes.push(addr(config, host, port).into_connection_info()?);
     }
-    let mut builder = ClusterClientBuilder::new(nodes)
+    let mut builder = ClusterClientBuilder::new(nodes.clone())
         .connection_timeout(config.connect_timeout)
         .response_timeout(config.response_timeout)
         .retries(config.retry.max_retries)
@@ -252,7 +265,44 @@ async fn open_cluster(
         }
     }
     let client = builder.build()?;
-    Ok(client.get_async_connection().await?)
+    match client.get_async_connection().await {
+        Ok(conn) => Ok(conn),
+        Err(error) => Err(explain_cluster_failure(config, &nodes, error).await),
+    }
+}
+
+/// The cluster client reports any failure to reach its seed nodes as an I/O error whose text
+/// holds the cause, so a wrong password would look like an outage. Connecting to the seed
+/// nodes one by one, as plain servers with the same credentials, gives the cause with its own
+/// kind (an authentication failure is then a refusal) and names the node.
+async fn explain_cluster_failure(
+    config: &RedisConfig,
+    nodes: &[ConnectionInfo],
+    error: redis::RedisError,
+) -> OpenError {
+    let probe = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout));
+    let mut first = None;
+    for info in nodes {
+        let target = info.addr().to_string();
+        let info = info.clone().set_redis_settings(redis_settings(config));
+        let client = match client_for(config, info) {
+            Ok(client) => client,
+            Err(error) => return error,
+        };
+        if let Err(source) = client
+            .get_multiplexed_async_connection_with_config(&probe)
+            .await
+        {
+            let failure = ConnectFailure { target, source };
+            if !crate::error::is_unavailable(&failure.source) {
+                return OpenError::Connect(failure);
+            }
+            first.get_or_insert(failure);
+        }
+    }
+    first.map_or(OpenError::Redis(error), OpenError::Connect)
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -147,8 +147,12 @@
 //! | nothing listens on the port | [`Error::Unavailable`](session_core::Error::Unavailable) | `cannot connect to 127.0.0.1:6400: Connection refused` (1 ms) |
 //! | unknown host | [`Error::Unavailable`](session_core::Error::Unavailable) | `cannot connect to nonexistent.invalid:6379: failed to lookup address information` (2 ms) |
 //!
+//! The same holds on Sentinel (the message names the master and its sentinels) and Cluster.
+//! The cluster client reports any failure to reach its seed nodes as an I/O error, so when it
+//! fails the store connects to the seeds one by one as plain servers to get the cause with its
+//! own kind: a wrong password on a Cluster is a refusal too, naming the node.
 //! (`tests/errors.rs` checks each, with `--nocapture` it prints the times; before this version
-//! each waited out `connect_timeout + response_timeout` and said "no answer".)
+//! a standalone store waited out `connect_timeout + response_timeout` and said "no answer".)
 //!
 //! A value at a session's key that is not a whole record of this store's format (another type,
 //! cut short, another format version) is

@@ -175,6 +175,9 @@ impl RedisStore {
             Ok(Err(OpenError::Redis(error))) => {
                 return Err(ConnectError::Store(StoreError::Redis(error).into()));
             }
+            Ok(Err(OpenError::Connect(failure))) => {
+                return Err(ConnectError::Store(StoreError::Connect(failure).into()));
+            }
             Err(_) => {
                 return Err(ConnectError::Store(StoreError::TimedOut(bound).into()));
             }

@@ -1,7 +1,7 @@
 //! Errors that say what happened, at once: a wrong password and a database the server does not
 //! have are refusals (`Backend`, not retryable), a refused port and an unknown host are
-//! `Unavailable` with a message that names them. Each is timed; run with `--nocapture` to see
-//! the times.
+//! `Unavailable` with a message that names them, on a standalone server, Sentinel and Cluster.
+//! Each is timed; run with `--nocapture` to see the times.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use session_core::time::macros::datetime;
 use session_core::{Error, SessionLimit, SessionStore, UserId};
-use session_redis::{ConnectError, RedisConfig, RedisStore};
+use session_redis::{ClusterConfig, ConnectError, RedisConfig, RedisStore, SentinelConfig};
 
 /// The bound for an error the server (or the OS) answers at once.
 const ANSWERED: Duration = Duration::from_millis(1500);
@@ -178,4 +178,71 @@ async fn an_unknown_host_is_unavailable_and_says_so() {
     assert!(took < ANSWERED, "took {took:?}");
     let text = message(&error);
     assert!(text.contains("nonexistent.invalid"), "{text}");
+}
+
+/// Sentinel and Cluster: a wrong password is a refusal, a refused node is `Unavailable` naming
+/// it, both at once. (The cluster client reports any seed failure as I/O; the store asks the
+/// seeds one by one to tell a refusal from an outage.)
+#[tokio::test(flavor = "multi_thread")]
+async fn sentinel_and_cluster_failures_say_what_happened() {
+    let wrong = |config: RedisConfig| patient(config.with_auth(None, Some("wrong".to_owned())));
+    let mut cases = Vec::new();
+    if !support::skip(support::Topo::Sentinel) {
+        cases.push((
+            "Sentinel, wrong password",
+            wrong(support::config(support::Topo::Sentinel)),
+            true,
+            "sessionmaster",
+        ));
+    }
+    if !support::skip(support::Topo::Cluster) {
+        cases.push((
+            "Cluster, wrong password",
+            wrong(support::config(support::Topo::Cluster)),
+            true,
+            "127.0.0.1:701",
+        ));
+    }
+    let refused = support::free_port();
+    cases.push((
+        "Sentinel, refused sentinel",
+        patient(RedisConfig::new().with_sentinel(SentinelConfig::new(
+            "sessionmaster",
+            [format!("127.0.0.1:{refused}")],
+        ))),
+        false,
+        "refused",
+    ));
+    cases.push((
+        "Cluster, refused seed",
+        patient(
+            RedisConfig::new().with_cluster(ClusterConfig::new([format!("127.0.0.1:{refused}")])),
+        ),
+        false,
+        "refused",
+    ));
+    cases.push((
+        "Cluster, unknown host",
+        patient(RedisConfig::new().with_cluster(ClusterConfig::new(["nonexistent.invalid:7010"]))),
+        false,
+        "nonexistent.invalid",
+    ));
+    for (what, config, refusal, named) in cases {
+        let (result, took) = timed_connect(what, config).await;
+        let error = result.expect_err(what);
+        if refusal {
+            assert!(
+                matches!(&error, ConnectError::Store(Error::Backend { .. })),
+                "{what}: {error:?}"
+            );
+        } else {
+            assert!(
+                matches!(&error, ConnectError::Store(Error::Unavailable { .. })),
+                "{what}: {error:?}"
+            );
+        }
+        assert!(took < ANSWERED, "{what}: took {took:?}");
+        let text = message(&error);
+        assert!(text.contains(named), "{what}: {text}");
+    }
 }
