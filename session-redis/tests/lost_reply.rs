@@ -122,7 +122,12 @@ fn is_deadline(error: &Error) -> bool {
 
 /// Runs the lost-reply scenario `rounds` times with `config`; returns how many sessions ended
 /// revoked.
-async fn lost_reply(store: &RedisStore, config: SessionConfig, rounds: u32) -> u32 {
+async fn lost_reply(
+    proxy: &ReplyHolder,
+    store: &RedisStore,
+    config: SessionConfig,
+    rounds: u32,
+) -> u32 {
     let manager = SessionManager::new(Arc::new(store.clone()), config).unwrap();
     manager.load_rotation_key().await.unwrap();
     let user = UserId::new("lost-reply").unwrap();
@@ -130,7 +135,7 @@ async fn lost_reply(store: &RedisStore, config: SessionConfig, rounds: u32) -> u
     for _ in 0..rounds {
         let login = manager.login(&user, LoginRequest::new()).await.unwrap();
         let id = login.session.id;
-        PROXY.get().unwrap().arm();
+        proxy.arm();
         let lost = manager.refresh(login.token.expose_secret()).await;
         let error = lost.expect_err("the reply was held past the deadline");
         assert!(is_deadline(&error), "{error:?}");
@@ -165,27 +170,25 @@ async fn lost_reply(store: &RedisStore, config: SessionConfig, rounds: u32) -> u
     revoked
 }
 
-static PROXY: std::sync::OnceLock<ReplyHolder> = std::sync::OnceLock::new();
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_rotation_reply_logs_nobody_out() {
     if support::skip(Topo::Standalone) {
         return;
     }
     let proxy = ReplyHolder::start(6379).await;
-    let port = proxy.port;
-    assert!(PROXY.set(proxy).is_ok());
-    let config = support::config(Topo::Standalone).with_address("127.0.0.1", port);
+    let config = support::config(Topo::Standalone).with_address("127.0.0.1", proxy.port);
     let store = support::connect(Topo::Standalone, config).await;
     let rounds = rounds(1);
 
     let after = lost_reply(
+        &proxy,
         &store,
         SessionConfig::default().with_operation_deadline(DEADLINE),
         rounds,
     )
     .await;
     let before = lost_reply(
+        &proxy,
         &store,
         SessionConfig::default()
             .with_operation_deadline(DEADLINE)
