@@ -30,7 +30,10 @@
 //!
 //! The fields a touch writes (idle expiry, last active) and those a rotation writes (those two up
 //! to the generation) are contiguous, so each is one `SETRANGE`; a revocation writes bytes 106 to
-//! 114. `scripts/common.lua` holds the same offsets (a test compares them).
+//! 114. A rotation that records a device (`Rotation::device` is `Some`) splices
+//! [`encode_device`]'s bytes in place of the stored tail flags' device bits and device fields,
+//! keeping the app-data bit and the app data, and writes the whole value with one `SET`.
+//! `scripts/common.lua` holds the same offsets and tail flag bits (a test compares them).
 
 use std::net::IpAddr;
 
@@ -177,19 +180,37 @@ pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
         .map_err(|_| StoreError::Decode("the user id is longer than 64 KiB".to_owned()))?;
     out.extend_from_slice(&user_len.to_le_bytes());
     out.extend_from_slice(user);
-    let device = &record.device;
-    let mut tail = 0;
+    let device = encode_device(&record.device)?;
+    let (device_flags, device_fields) = device.split_first().unwrap_or((&0, &[]));
+    out.push(device_flags | if record.data.is_some() { HAS_DATA } else { 0 });
+    out.extend_from_slice(device_fields);
+    if let Some(data) = &record.data {
+        put_len(&mut out, "the app data", data.len())?;
+        out.extend_from_slice(data.as_json().as_bytes());
+    }
+    Ok(out)
+}
+
+/// The device part of a record's tail: the tail flags byte with only the device bits set
+/// (user agent, IP address, device name), then those fields as [`encode`] lays them out.
+/// `rotate.lua` splices it in place of the stored device fields, keeping the app-data bit.
+///
+/// # Errors
+///
+/// A field longer than 4 GiB.
+pub(crate) fn encode_device(device: &DeviceInfo) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    let mut flags = 0;
     for (present, bit) in [
         (device.user_agent.is_some(), HAS_USER_AGENT),
         (device.ip.is_some(), HAS_IP),
         (device.device_name.is_some(), HAS_DEVICE_NAME),
-        (record.data.is_some(), HAS_DATA),
     ] {
         if present {
-            tail |= bit;
+            flags |= bit;
         }
     }
-    out.push(tail);
+    out.push(flags);
     if let Some(ua) = &device.user_agent {
         put_len(&mut out, "the user agent", ua.len())?;
         out.extend_from_slice(ua.as_bytes());
@@ -208,10 +229,6 @@ pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
     if let Some(name) = &device.device_name {
         put_len(&mut out, "the device name", name.len())?;
         out.extend_from_slice(name.as_bytes());
-    }
-    if let Some(data) = &record.data {
-        put_len(&mut out, "the app data", data.len())?;
-        out.extend_from_slice(data.as_json().as_bytes());
     }
     Ok(out)
 }
@@ -454,6 +471,10 @@ mod tests {
                 "MAX_EXACT",
                 usize::try_from(MAX_EXACT).unwrap_or(usize::MAX),
             ),
+            ("TAIL_USER_AGENT", usize::from(HAS_USER_AGENT)),
+            ("TAIL_IP", usize::from(HAS_IP)),
+            ("TAIL_DEVICE_NAME", usize::from(HAS_DEVICE_NAME)),
+            ("TAIL_DATA", usize::from(HAS_DATA)),
             (
                 "TTL_FLOOR_MS",
                 usize::try_from(crate::store::TTL_FLOOR_MS).unwrap_or(usize::MAX),
@@ -464,6 +485,43 @@ mod tests {
         }
         let flags = format!("local ROTATED_FLAGS = '\\{}'\n", HAS_PREVIOUS | HAS_ROTATED);
         assert!(lua.contains(&flags), "common.lua lacks `{}`", flags.trim());
+    }
+
+    /// `encode_device` is exactly the device part of what `encode` lays out after the user id:
+    /// the tail flags without the app-data bit, then the device fields; the app data follows.
+    #[test]
+    fn device_bytes_are_the_records_device_part() {
+        let full = sample();
+        for record in [
+            full.clone(),
+            SessionRecord {
+                device: DeviceInfo::new(),
+                ..full.clone()
+            },
+            SessionRecord {
+                data: None,
+                ..full.clone()
+            },
+            SessionRecord {
+                device: DeviceInfo::new().with_ip("192.0.2.7".parse().unwrap()),
+                data: None,
+                ..full
+            },
+        ] {
+            let bytes = encode(&record).unwrap();
+            let device = encode_device(&record.device).unwrap();
+            let tail = offset::HEADER_END + 2 + record.user_id.as_str().len();
+            let flags = bytes[tail];
+            assert_eq!(flags & !HAS_DATA, device[0]);
+            assert_eq!(flags & HAS_DATA != 0, record.data.is_some());
+            let fields = &bytes[tail + 1..tail + device.len()];
+            assert_eq!(fields, &device[1..]);
+            let rest = &bytes[tail + device.len()..];
+            match &record.data {
+                Some(data) => assert_eq!(rest.len(), 4 + data.len()),
+                None => assert!(rest.is_empty()),
+            }
+        }
     }
 
     #[test]

@@ -25,12 +25,12 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// | `url` | none | a `redis://` or `rediss://` URL; replaces `host`, `port`, `db`, `username`, `password`, `tls` for a standalone server |
 /// | `host`, `port` | `127.0.0.1`, `6379` | port 1 to 65535 |
 /// | `db` | 0 | 0 to 65535 (0 only for Cluster) |
-/// | `key_prefix` | `"session:"` | at most 64 bytes, no `{`, `}` or NUL |
+/// | `key_prefix` | `"session:"` | at most 64 bytes of printable ASCII (`!` to `~`), no `{` or `}` |
 /// | `username`, `password` | none | |
 /// | `tls` | off | certificates are always checked: against the system roots, or the PEM roots in `tls_ca_file` |
 /// | `connect_timeout` | 1 s | 10 ms to 60 s, per connection attempt |
 /// | `response_timeout` | 1 s | 10 ms to 60 s, the bound on a whole store operation |
-/// | `retry` | 6 reconnect attempts, 100 ms to 2 s back-off | see [`RetryConfig`] |
+/// | `retry` | 6 reconnect attempts, 100 ms to 2 s back-off (Cluster) | see [`RetryConfig`] |
 /// | `topology` | `standalone` | see [`Topology`] |
 ///
 /// # Examples
@@ -136,7 +136,11 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// Reconnection attempts and their exponential back-off (with jitter).
+/// Reconnection attempts and their exponential back-off (with jitter) of a Cluster connection.
+///
+/// A standalone server or a Sentinel master is reconnected to by the next call after a
+/// failure, in one attempt bounded by [`RedisConfig::connect_timeout`], so a refusal (wrong
+/// password) is reported at once; these settings do not apply there.
 ///
 /// A store operation never waits longer than [`RedisConfig::response_timeout`] whatever these
 /// are: reconnection goes on in the background and the operation fails with
@@ -411,9 +415,13 @@ impl RedisConfig {
                 "at most 64 bytes",
             ));
         }
-        if self.key_prefix.contains(['{', '}', '\0']) {
+        if !self
+            .key_prefix
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+        {
             return Err(ConfigError::Store(format!(
-                "`key_prefix` {:?} must not contain `{{`, `}}` or NUL (the store places the hash tag)",
+                "`key_prefix` {:?} must be printable ASCII without spaces, `{{` or `}}` (key names stay printable; the store places the hash tag)",
                 self.key_prefix
             )));
         }
@@ -632,6 +640,10 @@ mod tests {
         let store_errors = [
             base.clone().with_key_prefix("a{b"),
             base.clone().with_key_prefix("a}b"),
+            base.clone().with_key_prefix("a b:"),
+            base.clone().with_key_prefix("a\nb:"),
+            base.clone().with_key_prefix("a\u{1b}b:"),
+            base.clone().with_key_prefix("é:"),
             base.clone().with_url("http://nope"),
             base.clone().with_url("rediss://127.0.0.1/#insecure"),
             base.clone()

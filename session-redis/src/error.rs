@@ -18,6 +18,10 @@ pub(crate) enum StoreError {
     /// The driver failed or the server answered with an error.
     #[error(transparent)]
     Redis(#[from] RedisError),
+    /// No connection could be opened (the server is named; the driver's error is classified by
+    /// its kind).
+    #[error(transparent)]
+    Connect(#[from] crate::connection::ConnectFailure),
     /// The whole operation did not finish in time.
     #[error("no answer from Redis within {0:?}")]
     TimedOut(Duration),
@@ -56,8 +60,9 @@ pub(crate) fn is_unavailable(error: &RedisError) -> bool {
     )
 }
 
-/// `true` when a cached connection to a Sentinel-managed master should be dropped and the master
-/// looked up again.
+/// `true` when a cached connection to the standalone server or the Sentinel master should be
+/// dropped and opened again (the master looked up again). A failure to open one left nothing
+/// cached.
 pub(crate) fn needs_new_master(error: &StoreError) -> bool {
     match error {
         StoreError::TimedOut(_) => true,
@@ -70,6 +75,7 @@ impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
         let unavailable = match &error {
             StoreError::Redis(redis) => is_unavailable(redis),
+            StoreError::Connect(failure) => is_unavailable(&failure.source),
             StoreError::TimedOut(_) => true,
             StoreError::Decode(_) | StoreError::Duplicate(_) | StoreError::InstantOutOfRange(_) => {
                 false

@@ -175,6 +175,9 @@ impl RedisStore {
             Ok(Err(OpenError::Redis(error))) => {
                 return Err(ConnectError::Store(StoreError::Redis(error).into()));
             }
+            Ok(Err(OpenError::Connect(failure))) => {
+                return Err(ConnectError::Store(StoreError::Connect(failure).into()));
+            }
             Err(_) => {
                 return Err(ConnectError::Store(StoreError::TimedOut(bound).into()));
             }
@@ -200,11 +203,11 @@ impl RedisStore {
             for script in self.inner.scripts.all() {
                 script.load_async(&mut lease.conn).await?;
             }
-            Ok::<(), redis::RedisError>(())
+            Ok::<(), StoreError>(())
         };
         match tokio::time::timeout(bound, load).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(ConnectError::Store(StoreError::Redis(error).into())),
+            Ok(Err(error)) => Err(ConnectError::Store(error.into())),
             Err(_) => Err(ConnectError::Store(StoreError::TimedOut(bound).into())),
         }
     }
@@ -222,13 +225,14 @@ impl RedisStore {
         let attempt = async {
             let mut lease = self.inner.backend.lease().await?;
             generation = Some(lease.generation());
-            match request {
+            let reply = match request {
                 Request::Script(invocation) => invocation.invoke_async(&mut lease.conn).await,
                 Request::Command(cmd) => cmd.query_async(&mut lease.conn).await,
-            }
+            };
+            reply.map_err(StoreError::from)
         };
         let result = match tokio::time::timeout(self.inner.timeout, attempt).await {
-            Ok(result) => result.map_err(StoreError::from),
+            Ok(result) => result,
             Err(_) => Err(StoreError::TimedOut(self.inner.timeout)),
         };
         if let (Err(error), Some(generation)) = (&result, generation)
@@ -305,7 +309,15 @@ impl RedisStore {
             .arg(micros(rotation.now)?)
             .arg(rotation.presented.as_bytes().as_slice())
             .arg(rotation.next.as_bytes().as_slice())
-            .arg(micros(rotation.idle_expires_at)?);
+            .arg(micros(rotation.idle_expires_at)?)
+            .arg(
+                rotation
+                    .device
+                    .as_ref()
+                    .map(codec::encode_device)
+                    .transpose()?
+                    .unwrap_or_default(),
+            );
         let reply: Vec<Vec<u8>> = decode_value(self.call(&Request::Script(invocation)).await?)?;
         match reply.as_slice() {
             [status] if status == b"missing" => Ok(RotateOutcome::NotFound),
@@ -318,6 +330,20 @@ impl RedisStore {
             }
             _ => Err(StoreError::Decode("unexpected reply to rotate".to_owned())),
         }
+    }
+
+    async fn shared_secret_inner(
+        &self,
+        name: &str,
+        candidate: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.inner.keys.secret(name))
+            .arg(candidate)
+            .arg("NX")
+            .arg("GET");
+        let stored: Option<Vec<u8>> = decode_value(self.call(&Request::Command(cmd)).await?)?;
+        Ok(stored.unwrap_or_else(|| candidate.to_vec()))
     }
 
     async fn revoke_inner(
@@ -426,7 +452,9 @@ impl SessionStore for RedisStore {
     }
 
     /// One `EVALSHA` of `rotate.lua`, a compare-and-swap of the token hash that returns the
-    /// record as it stands after the call. [`RotateOutcome::NotFound`] only when no key exists:
+    /// record as it stands after the call. With [`Rotation::device`] `Some`, the same script
+    /// replaces the record's device fields (the value is rewritten with one `SET`); with `None`
+    /// it patches the header in place. [`RotateOutcome::NotFound`] only when no key exists:
     /// a damaged record is [`Error::Backend`].
     #[tracing::instrument(level = "debug", skip_all, fields(session = %rotation.id))]
     async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
@@ -468,6 +496,16 @@ impl SessionStore for RedisStore {
         limit: NonZeroUsize,
     ) -> Result<Vec<SessionRecord>, Error> {
         Ok(self.list_inner(user, now, limit).await?)
+    }
+
+    /// One `SET <prefix>secret:<name> <candidate> NX GET` (Redis 7.0 or later): stores the
+    /// candidate unless a value is there, and answers the value that was there, atomically, so
+    /// concurrent first calls from any number of processes agree. The key has no TTL, no hash
+    /// tag (it is one key, on the slot of its name in a Cluster) and is in no user's index.
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %name))]
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        session_core::check_shared_secret_args(name, candidate)?;
+        Ok(self.shared_secret_inner(name, candidate).await?)
     }
 
     /// No round trip: Redis drops every key at its TTL (derived from the record's expiry), and

@@ -1,5 +1,6 @@
 //! Records at the edges: app data up to the manager's 16 MiB bound, damaged records (reported as
-//! backend errors, never as "not found"), and ids whose routing tag is not their user's.
+//! backend errors, never as "not found"), ids whose routing tag is not their user's, and
+//! rotations that record the device.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,8 +18,9 @@ use std::time::Duration;
 
 use session_core::time::macros::datetime;
 use session_core::{
-    AppData, Error, InputError, LoginRequest, RevokeReason, RotateOutcome, Rotation, RoutingTag,
-    SessionConfig, SessionId, SessionLimit, SessionManager, SessionStore, TokenHash, UserId,
+    AppData, DeviceInfo, Error, InputError, LoginRequest, RevokeReason, RotateOutcome, Rotation,
+    RoutingTag, SessionConfig, SessionId, SessionLimit, SessionManager, SessionStore, TokenHash,
+    UserId,
 };
 use support::{Topo, admin, index_key, session_key};
 
@@ -275,4 +277,81 @@ async fn a_generation_that_cannot_grow_fails_without_a_write() {
         .await;
     assert!(matches!(rotated, Err(Error::Backend { .. })), "{rotated:?}");
     assert_eq!(store.find(&record.id).await.unwrap(), Some(record));
+}
+
+/// A rotation with a device replaces the stored device in the same script, keeps the app data
+/// and sets the key's TTL; one without a device leaves the device as stored. The value read
+/// back equals the record the rotation returned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_records_the_device() {
+    if support::skip(Topo::Standalone) {
+        return;
+    }
+    let config = support::config(Topo::Standalone);
+    let prefix = config.key_prefix.clone();
+    let store = support::connect(Topo::Standalone, config).await;
+    let mut admin = admin().await;
+    let user = UserId::new("device").unwrap();
+    let now = datetime!(2030-01-01 0:00 UTC);
+    let data = AppData::from_json(r#"{"role":"admin"}"#).unwrap();
+    let devices = [
+        DeviceInfo::new(),
+        DeviceInfo::new()
+            .with_user_agent("a much longer user agent than the first one, 80 bytes or so...")
+            .with_ip("2001:db8::1".parse().unwrap())
+            .with_device_name("laptop"),
+        DeviceInfo::new().with_ip("192.0.2.9".parse().unwrap()),
+        DeviceInfo::new().with_device_name("phone"),
+        DeviceInfo::new(),
+    ];
+    for with_data in [true, false] {
+        let mut record = support::record(&user, now, HOUR, 2 * HOUR);
+        record.device = DeviceInfo::new().with_user_agent("first agent");
+        record.data = with_data.then(|| data.clone());
+        store
+            .create(record.clone(), SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+        let mut current = record;
+        for (step, device) in devices.iter().enumerate() {
+            let at = now + Duration::from_secs(60 * (u64::try_from(step).unwrap() + 1));
+            // First without a device (kept), then with one (replaced).
+            for new_device in [None, Some(device.clone())] {
+                let next = TokenHash::from_bytes([u8::try_from(step).unwrap() * 2 + 1; 32]);
+                let rotation = Rotation {
+                    id: current.id,
+                    presented: current.token_hash,
+                    next,
+                    now: at,
+                    idle_expires_at: at + HOUR,
+                    device: new_device.clone(),
+                };
+                let RotateOutcome::Rotated(rotated) = store.rotate(rotation).await.unwrap() else {
+                    panic!("step {step}: the current token must rotate");
+                };
+                let expected_device = new_device.unwrap_or_else(|| current.device.clone());
+                assert_eq!(rotated.device, expected_device, "step {step}");
+                assert_eq!(
+                    rotated.data, current.data,
+                    "step {step}: the app data stays"
+                );
+                assert_eq!(rotated.generation, current.generation + 1);
+                assert_eq!(rotated.token_hash, next);
+                assert_eq!(
+                    store.find(&current.id).await.unwrap(),
+                    Some(rotated.clone())
+                );
+                let ttl: i64 = redis::cmd("PTTL")
+                    .arg(session_key(&prefix, &current.id))
+                    .query_async(&mut admin)
+                    .await
+                    .unwrap();
+                assert!(
+                    (3_595_000..=3_600_001).contains(&ttl),
+                    "step {step}: TTL {ttl}"
+                );
+                current = rotated;
+            }
+        }
+    }
 }

@@ -21,7 +21,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use session_core::time::macros::datetime;
 use session_core::{
-    LimitMode, RevokeReason, RotateOutcome, Rotation, SessionLimit, SessionStore, TokenHash, UserId,
+    DeviceInfo, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionLimit, SessionStore,
+    TokenHash, UserId,
 };
 use session_redis::RedisStore;
 
@@ -153,8 +154,33 @@ async fn every_operation_is_one_round_trip() {
         device: None,
     };
     let (rotated, sent) = counter.count(store.rotate(rotation)).await;
-    assert!(matches!(rotated.unwrap(), RotateOutcome::Rotated(_)));
+    let Ok(RotateOutcome::Rotated(rotated)) = rotated else {
+        panic!("rotate: {rotated:?}");
+    };
     assert_one("rotate", &sent, "EVALSHA");
+
+    let with_device = Rotation {
+        id: second.id,
+        presented: rotated.token_hash,
+        next: TokenHash::from_bytes([10; 32]),
+        now: later,
+        idle_expires_at: later + hour,
+        device: Some(DeviceInfo::new().with_user_agent("round-trips/1")),
+    };
+    let (rotated, sent) = counter.count(store.rotate(with_device)).await;
+    assert!(matches!(rotated.unwrap(), RotateOutcome::Rotated(_)));
+    assert_one("rotate with a device", &sent, "EVALSHA");
+
+    let (secret, sent) = counter
+        .count(store.shared_secret("round-trips", b"candidate"))
+        .await;
+    assert_eq!(secret.unwrap(), b"candidate");
+    assert_one("shared_secret", &sent, "SET");
+    let (secret, sent) = counter
+        .count(store.shared_secret("round-trips", b"another"))
+        .await;
+    assert_eq!(secret.unwrap(), b"candidate");
+    assert_one("shared_secret when stored", &sent, "SET");
 
     let (listed, sent) = counter
         .count(store.list(&user, later, NonZeroUsize::new(10).unwrap()))

@@ -17,6 +17,12 @@ local MAX_EXACT = 9007199254740992
 -- The rotation flags a rotation sets: a previous token hash and a rotation instant.
 local ROTATED_FLAGS = '\3'
 
+-- The tail flag bits (after the user id): user agent, IP address, device name, app data.
+local TAIL_USER_AGENT = 1
+local TAIL_IP = 2
+local TAIL_DEVICE_NAME = 4
+local TAIL_DATA = 8
+
 -- Key TTLs never go below this (milliseconds), so a record written already expired under the
 -- caller's clock still lives long enough to be read back once.
 local TTL_FLOOR_MS = 1000
@@ -88,4 +94,45 @@ local function ttl_ms(expiry, now)
     ms = TTL_FLOOR_MS
   end
   return string.format('%d', ms)
+end
+
+-- Where the device fields of the whole record `v` lie: the position of its tail flags byte,
+-- that byte, and the position right after the device fields (where the app data, if any,
+-- starts). nil when the record is cut short or names an unknown IP address family.
+local function device_span(v)
+  if #v < HEADER_LEN + 3 then
+    return nil
+  end
+  local at = HEADER_LEN + 3 + struct.unpack('<I2', v, HEADER_LEN + 1)
+  local flags = string.byte(v, at)
+  if not flags then
+    return nil
+  end
+  local pos = at + 1
+  if bit.band(flags, TAIL_USER_AGENT) ~= 0 then
+    if #v < pos + 3 then
+      return nil
+    end
+    pos = pos + 4 + struct.unpack('<I4', v, pos)
+  end
+  if bit.band(flags, TAIL_IP) ~= 0 then
+    local family = string.byte(v, pos)
+    if family == 4 then
+      pos = pos + 5
+    elseif family == 6 then
+      pos = pos + 17
+    else
+      return nil
+    end
+  end
+  if bit.band(flags, TAIL_DEVICE_NAME) ~= 0 then
+    if #v < pos + 3 then
+      return nil
+    end
+    pos = pos + 4 + struct.unpack('<I4', v, pos)
+  end
+  if pos > #v + 1 then
+    return nil
+  end
+  return at, flags, pos
 end

@@ -146,8 +146,8 @@ impl Server {
     }
 
     /// Starts `redis-server --port <port> <args>` (no persistence, TLS left to `args`) and
-    /// waits until it answers PING on a plain connection or, with `--port 0`, until the TLS
-    /// port accepts TCP connections.
+    /// waits until it answers PING on a plain connection or, with TLS or `--requirepass`, until
+    /// the port accepts TCP connections.
     pub async fn start_with(port: u16, args: Vec<String>) -> Self {
         let mut server = Self {
             port,
@@ -156,6 +156,11 @@ impl Server {
         };
         server.restart().await;
         server
+    }
+
+    /// Replaces the extra arguments used by the next [`Server::restart`].
+    pub fn set_args(&mut self, args: Vec<String>) {
+        self.args = args;
     }
 
     /// The port.
@@ -175,6 +180,7 @@ impl Server {
     pub async fn restart(&mut self) {
         self.kill();
         let tls = self.args.iter().any(|a| a == "--tls-port");
+        let password = self.args.iter().any(|a| a == "--requirepass");
         let plain_port = if tls { 0 } else { self.port };
         let child = std::process::Command::new("redis-server")
             .args(["--port", &plain_port.to_string()])
@@ -185,7 +191,7 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run redis-server (is it installed?): {e}"));
         self.child = Some(child);
-        if tls {
+        if tls || password {
             for _ in 0..100 {
                 if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                     .await
@@ -195,7 +201,7 @@ impl Server {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            panic!("redis-server (TLS) on port {} did not come up", self.port);
+            panic!("redis-server on port {} did not come up", self.port);
         }
         let client = redis::Client::open(("127.0.0.1", self.port)).unwrap();
         for _ in 0..100 {
@@ -295,9 +301,23 @@ pub fn session_key(prefix: &str, id: &SessionId) -> String {
     format!("{prefix}{{{}}}:s:{id}", id.tag())
 }
 
-/// The key of a user's index under `prefix`.
+/// The key of a user's index under `prefix`: the user id appears as the unpadded base64url of
+/// its SHA-256.
 pub fn index_key(prefix: &str, user: &UserId) -> String {
-    format!("{prefix}{{{}}}:u:{user}", RoutingTag::for_user(user))
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(user.as_str().as_bytes()));
+    format!("{prefix}{{{}}}:u:{digest}", RoutingTag::for_user(user))
+}
+
+/// A loopback port nothing listens on right now (the OS picked it, then it was released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A plain connection to the standalone server, for inspecting what the store wrote.
@@ -307,4 +327,38 @@ pub async fn admin() -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// Plain connections to every node holding `topo`'s data: the standalone server, the Sentinel
+/// master (whichever of 6390 and 6391 says it is), or the three Cluster masters.
+pub async fn data_nodes(topo: Topo) -> Vec<redis::aio::MultiplexedConnection> {
+    let ports: &[u16] = match topo {
+        Topo::Standalone => &[6379],
+        Topo::Sentinel => &[6390, 6391],
+        Topo::Cluster => &[7010, 7011, 7012],
+    };
+    let mut out = Vec::new();
+    for &port in ports {
+        let mut conn = redis::Client::open(("127.0.0.1", port))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await.unwrap();
+        let role: String = redis::from_redis_value(role.into_iter().next().unwrap()).unwrap();
+        if role == "master" {
+            out.push(conn);
+        }
+    }
+    assert!(!out.is_empty(), "no master among {ports:?}");
+    out
+}
+
+/// Every key under `prefix` on every data node of `topo`, with its TTL in milliseconds.
+pub async fn all_keys_with_ttl(topo: Topo, prefix: &str) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for mut conn in data_nodes(topo).await {
+        out.extend(keys_with_ttl(&mut conn, prefix).await);
+    }
+    out
 }
