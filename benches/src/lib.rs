@@ -4,7 +4,7 @@
 //! beside two references taken in the same run:
 //!
 //! - **the limit**: the same work done raw on the same substrate with the same client (a bare
-//!   `DashMap` get/insert, a bare Redis `GET`/`SET` over a [`redis::aio::ConnectionManager`], a
+//!   `DashMap` get/insert, a bare Redis `GET`/`SET` over a [`redis::aio::MultiplexedConnection`], a
 //!   bare primary-key `SELECT`/`UPDATE` over a sea-orm pool), which no store on that substrate
 //!   can beat;
 //! - **the peer**: the equivalent operation of a `tower-sessions` store (its memory store, its

@@ -15,7 +15,7 @@ use std::mem::size_of;
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use redis::aio::ConnectionManager;
+use redis::aio::MultiplexedConnection;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use session_core::{SessionId, SessionRecord, UserId};
 
@@ -162,9 +162,9 @@ impl Target for RawMemory {
 }
 
 /// The Redis limit: bare `GET`/`SET` of a value of the store's record size, over the connection
-/// type the store uses for a standalone server ([`ConnectionManager`]).
+/// type the store uses for a standalone server ([`MultiplexedConnection`]).
 pub struct RawRedis {
-    conn: ConnectionManager,
+    conn: MultiplexedConnection,
     prefix: String,
     value: Vec<u8>,
     ttl_ms: u64,
@@ -195,7 +195,8 @@ impl RawRedis {
         login_budget: Budget,
     ) -> Result<Self, BenchError> {
         let client = redis::Client::open(url).map_err(BenchError::with("raw redis"))?;
-        let conn = ConnectionManager::new(client)
+        let conn = client
+            .get_multiplexed_async_connection()
             .await
             .map_err(BenchError::with(
                 "raw redis (is it up? scripts/services.sh up)",
@@ -215,7 +216,7 @@ impl RawRedis {
     async fn login(
         &self,
         op: Op,
-        task: &mut KeyTask<String, ConnectionManager>,
+        task: &mut KeyTask<String, MultiplexedConnection>,
     ) -> Result<(), BenchError> {
         let id = fresh_id(&self.run, task.index, task.keys.len())?;
         let key = format!("{}{id}", self.prefix);
@@ -233,7 +234,7 @@ impl RawRedis {
 }
 
 impl Target for RawRedis {
-    type Task = KeyTask<String, ConnectionManager>;
+    type Task = KeyTask<String, MultiplexedConnection>;
 
     fn supports(&self, op: Op) -> bool {
         op != Op::List10

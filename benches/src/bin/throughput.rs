@@ -661,7 +661,7 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
         out,
         "\nLimits: memory = bare `DashMap` insert/get/get_mut of a {}-byte value (a `SessionRecord`); \
          Redis = bare `SET`/`GET`/`SET XX` of a value the size of our record over a \
-         `ConnectionManager`; SQL = one-row `INSERT`, primary-key `SELECT`, primary-key `UPDATE` \
+         `MultiplexedConnection`; SQL = one-row `INSERT`, primary-key `SELECT`, primary-key `UPDATE` \
          of a {SQL_BODY_BYTES}-byte row over a sea-orm pool of 10. Peers: tower-sessions 0.14 \
          `MemoryStore`, `tower-sessions-redis-store` 0.16 (fred pool of 6), \
          `tower-sessions-sqlx-store` 0.15 `PostgresStore` (pool of 10): create for login, load \
