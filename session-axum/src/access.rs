@@ -405,7 +405,10 @@ MCowBQYDK2VwAyEAFYuy4ZoFGx5nWHLhfhMIKtl1xlo/QHPBPyjnsDYvYd8=
             let key = EncodingKey::from_secret(ED_PUBLIC.as_bytes()).unwrap();
             jsonwebtoken::encode(&header, &claims, &key).unwrap()
         };
-        assert_eq!(checker.verify(&confused, NOW), Err(AccessTokenError::Invalid));
+        assert_eq!(
+            checker.verify(&confused, NOW),
+            Err(AccessTokenError::Invalid)
+        );
         assert!(AccessKey::ed25519("bad", b"not pem", ED_PUBLIC.as_bytes()).is_err());
     }
 

@@ -4,7 +4,9 @@
 #![allow(
     dead_code,
     unreachable_pub,
-    reason = "each test file uses a part; pub for the test crates"
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test support: each test file uses a part; a failed unwrap is a failed test"
 )]
 
 use std::collections::HashMap;
