@@ -82,14 +82,14 @@ pub async fn store_rotate_is_compare_and_swap(store: Arc<dyn SessionStore>) {
         device: None,
     };
     assert_eq!(
-        h.store.rotate(wrong).await.unwrap(),
+        h.store.rotate(wrong.clone()).await.unwrap(),
         RotateOutcome::Rejected(record.clone())
     );
     let right = Rotation {
         presented: record.token_hash,
         ..wrong
     };
-    let RotateOutcome::Rotated(rotated) = h.store.rotate(right).await.unwrap() else {
+    let RotateOutcome::Rotated(rotated) = h.store.rotate(right.clone()).await.unwrap() else {
         panic!("the matching hash must rotate");
     };
     let mut expected = record.clone();
@@ -105,7 +105,7 @@ pub async fn store_rotate_is_compare_and_swap(store: Arc<dyn SessionStore>) {
         Some(expected.clone())
     );
     assert_eq!(
-        h.store.rotate(right).await.unwrap(),
+        h.store.rotate(right.clone()).await.unwrap(),
         RotateOutcome::Rejected(expected),
         "the same swap cannot win twice"
     );
@@ -145,7 +145,7 @@ pub async fn store_writes_respect_liveness(store: Arc<dyn SessionStore>) {
         idle_expires_at: now + Duration::hours(1),
         device: None,
     };
-    let RotateOutcome::Rotated(rotated) = h.store.rotate(rotation).await.unwrap() else {
+    let RotateOutcome::Rotated(rotated) = h.store.rotate(rotation.clone()).await.unwrap() else {
         panic!("live record must rotate");
     };
     assert_eq!(rotated.idle_expires_at, record.absolute_expires_at);
