@@ -900,10 +900,9 @@ impl DbStore {
         .await?;
         let row = self
             .db
-            .query_one_raw(self.statement(
-                &self.sql.secret_select,
-                vec![Value::from(name.to_owned())],
-            ))
+            .query_one_raw(
+                self.statement(&self.sql.secret_select, vec![Value::from(name.to_owned())]),
+            )
             .await
             .map_err(|e| self.error(e))?
             .ok_or_else(|| {

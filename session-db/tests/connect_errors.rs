@@ -103,13 +103,7 @@ async fn connect_errors_say_what_happened(backend: Backend, wrong_login: &str) {
     );
     assert!(!retryable);
 
-    let authority = url
-        .split_once("://")
-        .unwrap()
-        .1
-        .split('/')
-        .next()
-        .unwrap();
+    let authority = url.split_once("://").unwrap().1.split('/').next().unwrap();
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let (message, retryable) = failure(
         backend,

@@ -234,7 +234,11 @@ mod mysql {
 
         assert_eq!(store.purge_expired(NOW, batch).await.unwrap(), 1);
         assert_eq!(lock_rows(&store, &leaver).await, 0, "the user id is gone");
-        assert_eq!(lock_rows(&store, &stayer).await, 1, "a live session keeps it");
+        assert_eq!(
+            lock_rows(&store, &stayer).await,
+            1,
+            "a live session keeps it"
+        );
 
         // The cap still works for both after the clean-up.
         let cap_one = SessionLimit::new(NonZeroU32::new(1).unwrap(), LimitMode::EvictOldest);

@@ -68,7 +68,9 @@ async fn first_calls_agree(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        a.shared_secret(ROTATION_KEY_SECRET, &[1; 32]).await.unwrap(),
+        a.shared_secret(ROTATION_KEY_SECRET, &[1; 32])
+            .await
+            .unwrap(),
         stored
     );
     let listed = a

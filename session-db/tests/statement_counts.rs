@@ -209,9 +209,7 @@ async fn count(backend: Backend, expected: Expected) {
         expected.rotate_won,
         store.rotate(with_device).await.unwrap()
     );
-    assert!(
-        matches!(won, RotateOutcome::Rotated(ref r) if r.generation == 2 && r.device == moved)
-    );
+    assert!(matches!(won, RotateOutcome::Rotated(ref r) if r.generation == 2 && r.device == moved));
 
     let listed = expect_count!(
         "list",

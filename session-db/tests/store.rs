@@ -20,8 +20,8 @@ use session_core::time::OffsetDateTime;
 use session_core::time::macros::datetime;
 use session_core::{
     AppData, ConfigError, DeviceInfo, Error, LimitMode, LoginRequest, Revocation, RevokeReason,
-    RotateOutcome, Rotation, SessionConfig, SessionId, SessionLimit, SessionManager,
-    SessionRecord, SessionStore, TokenHash, UserId,
+    RotateOutcome, Rotation, SessionConfig, SessionId, SessionLimit, SessionManager, SessionRecord,
+    SessionStore, TokenHash, UserId,
 };
 use session_db::{ConnectError, DbConfig, DbStore};
 use support::Backend;
@@ -296,7 +296,10 @@ async fn mysql_app_data_above_the_packet_limit() {
         assert!(!error.is_retryable());
         let message = std::error::Error::source(&error).unwrap().to_string();
         assert!(message.contains("max_allowed_packet"), "{message}");
-        assert!(took < std::time::Duration::from_secs(3), "{label}: {took:?}");
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "{label}: {took:?}"
+        );
         let fine = record("hoarder", NOW);
         store
             .create(fine.clone(), SessionLimit::UNLIMITED)
@@ -322,7 +325,10 @@ async fn mysql_app_data_above_the_packet_limit() {
         .await
         .unwrap();
     let read = store.find(&login.session.id).await.unwrap().unwrap();
-    assert_eq!(read.data.as_ref().map(AppData::as_json), Some(largest.as_json()));
+    assert_eq!(
+        read.data.as_ref().map(AppData::as_json),
+        Some(largest.as_json())
+    );
 }
 
 #[tokio::test]
