@@ -19,9 +19,9 @@ use std::sync::Arc;
 use session_core::time::OffsetDateTime;
 use session_core::time::macros::datetime;
 use session_core::{
-    AppData, ConfigError, DeviceInfo, Error, LimitMode, LoginRequest, Revocation, RevokeReason,
-    RotateOutcome, Rotation, SessionConfig, SessionId, SessionLimit, SessionManager, SessionRecord,
-    SessionStore, TokenHash, UserId,
+    AppData, ConfigError, DeviceInfo, Error, LimitMode, Revocation, RevokeReason, RotateOutcome,
+    Rotation, SessionConfig, SessionId, SessionLimit, SessionManager, SessionRecord, SessionStore,
+    TokenHash, UserId,
 };
 use session_db::{ConnectError, DbConfig, DbStore};
 use support::Backend;
@@ -320,7 +320,7 @@ async fn mysql_app_data_above_the_packet_limit() {
     let login = manager
         .login(
             &UserId::new("hoarder").unwrap(),
-            LoginRequest::new().with_data(largest.clone()),
+            session_core::LoginRequest::new().with_data(largest.clone()),
         )
         .await
         .unwrap();
