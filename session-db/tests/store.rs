@@ -23,6 +23,9 @@ use session_core::{
     Rotation, SessionConfig, SessionId, SessionLimit, SessionManager, SessionRecord, SessionStore,
     TokenHash, UserId,
 };
+use session_db::sea_orm::sea_query::{Alias, IntoIden};
+use session_db::sea_orm::{ConnectionTrait, DynIden, Statement};
+use session_db::sea_orm_migration::{MigrationTrait, MigratorTraitSelf};
 use session_db::{ConnectError, DbConfig, DbStore};
 use support::Backend;
 
@@ -236,6 +239,71 @@ async fn app_data_bound_is_declared(backend: Backend) {
     }
 }
 
+/// The first migration alone, as the previous version of this crate applied it.
+struct FirstMigrationOnly(session_db::TableName);
+
+#[async_trait::async_trait]
+impl MigratorTraitSelf for FirstMigrationOnly {
+    fn migrations(&self) -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = session_db::migrations(&self.0);
+        all.truncate(1);
+        all
+    }
+
+    fn migration_table_name(&self) -> DynIden {
+        Alias::new(format!("{}_migrations", self.0)).into_iden()
+    }
+}
+
+/// A schema made by the previous version (the first migration only) upgrades with `migrate`:
+/// sessions stay, shared secrets work, and on MySQL the lock rows of users without sessions
+/// (which that version never removed) are dropped while the others stay.
+async fn an_existing_schema_upgrades(backend: Backend) {
+    if support::skip(backend) {
+        return;
+    }
+    let store = DbStore::connect_with(support::config(backend))
+        .await
+        .unwrap();
+    FirstMigrationOnly(store.table().clone())
+        .up(store.connection(), None)
+        .await
+        .unwrap();
+    let cap = SessionLimit::new(NonZeroU32::new(3).unwrap(), LimitMode::EvictOldest);
+    let kept = record("kept", NOW);
+    store.create(kept.clone(), cap).await.unwrap();
+    let error = store.shared_secret("key", &[1; 32]).await.unwrap_err();
+    assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+    let db = store.connection();
+    let locks = format!("`{}_user_locks`", store.table());
+    if backend == Backend::MySql {
+        db.execute_unprepared(&format!(
+            "INSERT INTO {locks} (user_id) VALUES ('ghost'), ('ghost2')"
+        ))
+        .await
+        .unwrap();
+    }
+
+    store.migrate().await.unwrap();
+    assert_eq!(store.find(&kept.id).await.unwrap(), Some(kept));
+    assert_eq!(
+        store.shared_secret("key", &[1; 32]).await.unwrap(),
+        vec![1; 32]
+    );
+    if backend == Backend::MySql {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT CAST(GROUP_CONCAT(user_id ORDER BY user_id) AS CHAR) FROM {locks}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let left: String = row.try_get_by_index(0).unwrap();
+        assert_eq!(left, "kept", "only users with sessions keep a lock row");
+    }
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite_file {
@@ -267,6 +335,7 @@ on_every_backend!(
     missing_table_is_a_backend_error,
     rotation_records_the_device,
     app_data_bound_is_declared,
+    an_existing_schema_upgrades,
 );
 
 /// MySQL: app data above the server's `max_allowed_packet` is refused at once with a
