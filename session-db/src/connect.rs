@@ -63,6 +63,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.socket {
             Some(socket) => write!(f, "{socket}"),
+            None if self.host.contains(':') => write!(f, "[{}]:{}", self.host, self.port),
             None => write!(f, "{}:{}", self.host, self.port),
         }
     }
@@ -228,6 +229,15 @@ fn problem(dialect: Dialect, error: &DbErr) -> Option<Problem> {
     }
 }
 
+/// A URL's host without the brackets of an IPv6 literal (`[::1]` → `::1`), which the driver
+/// would otherwise try to resolve as a name.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
 fn malformed(what: &str, error: &sqlx::Error) -> ConfigError {
     ConfigError::Store(format!("malformed {what} URL: {error}"))
 }
@@ -357,7 +367,9 @@ mod postgres {
     use crate::config::DbConfig;
 
     pub(super) fn options(url: &str) -> Result<PgConnectOptions, ConfigError> {
-        PgConnectOptions::from_str(url).map_err(|e| malformed("PostgreSQL", &e))
+        let options = PgConnectOptions::from_str(url).map_err(|e| malformed("PostgreSQL", &e))?;
+        let host = super::unbracket(options.get_host()).to_owned();
+        Ok(options.host(&host))
     }
 
     /// Opens and closes one connection.
@@ -407,7 +419,9 @@ mod mysql {
             Some(rest) => format!("mysql:{rest}"),
             None => url.to_owned(),
         };
-        MySqlConnectOptions::from_str(&url).map_err(|e| malformed("MySQL", &e))
+        let options = MySqlConnectOptions::from_str(&url).map_err(|e| malformed("MySQL", &e))?;
+        let host = super::unbracket(options.get_host()).to_owned();
+        Ok(options.host(&host))
     }
 
     /// Opens one connection, reads the server's `max_allowed_packet`, and closes it.

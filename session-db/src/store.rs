@@ -110,6 +110,11 @@ impl DbStore {
     /// The pool's settings are the caller's; with SQLite in memory keep exactly one connection
     /// that never expires, since the database lives only as long as it.
     ///
+    /// On MySQL the server's `max_allowed_packet` is not known yet: it is read before the first
+    /// record with more than 1 MiB of app data, and until then
+    /// [`capabilities`](SessionStore::capabilities) declares only the column's bound.
+    /// [`DbStore::connect_with`] reads it at connect.
+    ///
     /// # Errors
     ///
     /// [`ConfigError::Store`] if the connection's backend is not one this crate knows.

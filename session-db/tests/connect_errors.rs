@@ -79,6 +79,15 @@ async fn connect_errors_say_what_happened(backend: Backend, wrong_login: &str) {
     .await;
     assert!(message.contains("connection refused"), "{message}");
     assert!(retryable);
+    // An IPv6 literal is an address, not a name to resolve.
+    let (message, retryable) = failure(
+        backend,
+        "refused port (IPv6 literal)",
+        with_authority(&url, &format!("root@[::1]:{port}")),
+    )
+    .await;
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(retryable);
 
     let (message, retryable) = failure(
         backend,
