@@ -56,17 +56,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let refreshed = manager.refresh(laptop.token.expose_secret()).await?;
     println!(
-        "refresh: token rotated, generation {}; the old token no longer works",
+        "refresh: token rotated, generation {}",
         refreshed.session.generation
     );
 
+    // A second tab, or a retry after a lost reply, within the grace window (30 s by default):
+    // the same successor, and the session stays.
+    let again = manager.refresh(laptop.token.expose_secret()).await?;
+    println!(
+        "refresh with the previous token at once: the same new token ({}), nothing revoked",
+        if again.token.expose_secret() == refreshed.token.expose_secret() {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
+    );
+
+    let newest = manager.refresh(refreshed.token.expose_secret()).await?;
+    println!(
+        "refresh: token rotated, generation {}",
+        newest.session.generation
+    );
     match manager.refresh(laptop.token.expose_secret()).await {
         Err(Error::ReuseDetected) => {
-            println!("refresh with the OLD token: reuse detected, the session is revoked");
+            println!(
+                "refresh with a token two rotations old: reuse detected, the session is revoked"
+            );
         }
-        other => println!("refresh with the OLD token: unexpected {other:?}"),
+        other => println!("refresh with a token two rotations old: unexpected {other:?}"),
     }
-    match manager.refresh(refreshed.token.expose_secret()).await {
+    match manager.refresh(newest.token.expose_secret()).await {
         Err(error) => println!("refresh with the newest token afterwards: {error}"),
         Ok(_) => println!("refresh with the newest token afterwards: unexpectedly accepted"),
     }

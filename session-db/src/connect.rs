@@ -1,10 +1,11 @@
 //! Building the connection pool for a URL, with the configured bounds.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, sqlx};
-use session_core::ConfigError;
+use session_core::{ConfigError, Error};
 
 use crate::config::DbConfig;
 use crate::dialect::Dialect;
@@ -19,11 +20,16 @@ pub(crate) fn check_url(dialect: Dialect, url: &str) -> Result<(), ConfigError> 
     }
 }
 
+/// A pool, its dialect and what the first connection learned.
+pub(crate) struct Connected {
+    pub(crate) db: DatabaseConnection,
+    /// MySQL: the server's `max_allowed_packet`, read on the first connection (not when lazy).
+    pub(crate) max_allowed_packet: Option<u64>,
+}
+
 /// Opens a pool for `config` (already validated) and, unless `lazy`, one connection within
 /// `connect_timeout`.
-pub(crate) async fn connect(
-    config: &DbConfig,
-) -> Result<(DatabaseConnection, Dialect), ConnectError> {
+pub(crate) async fn connect(config: &DbConfig) -> Result<Connected, ConnectError> {
     let url = config.effective_url();
     let dialect = Dialect::from_url(url)?;
     let db = match dialect {
@@ -31,38 +37,205 @@ pub(crate) async fn connect(
         Dialect::Postgres => postgres::pool(config, url)?,
         Dialect::MySql => mysql::pool(config, url)?,
     };
-    if !config.lazy {
-        first_connection(&db, dialect, url, config.connect_timeout).await?;
+    let max_allowed_packet = if config.lazy {
+        None
+    } else {
+        first_connection(&db, dialect, url, config.connect_timeout).await?
+    };
+    Ok(Connected {
+        db,
+        max_allowed_packet,
+    })
+}
+
+/// Where a server connection goes, for messages: host, port, database and user.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// A Unix socket path instead of host and port.
+    pub(crate) socket: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) user: String,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.socket {
+            Some(socket) => write!(f, "{socket}"),
+            None if self.host.contains(':') => write!(f, "[{}]:{}", self.host, self.port),
+            None => write!(f, "{}:{}", self.host, self.port),
+        }
     }
-    Ok((db, dialect))
+}
+
+/// What went wrong with the first connection, as told by the step that failed or the driver's
+/// error kind or server error code (never its message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// The host name does not resolve.
+    UnknownHost,
+    /// Nothing listens on the port (the connection was refused).
+    Refused,
+    /// No answer within the connect timeout.
+    TimedOut,
+    /// The server does not know the database.
+    NoDatabase,
+    /// The server refused the user name or password.
+    AccessDenied,
+}
+
+/// The first connection to a server failed for a known reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.describe())]
+pub(crate) struct ConnectFailed {
+    problem: Problem,
+    target: Target,
+    timeout: Duration,
+    #[source]
+    source: Option<DbErr>,
+}
+
+impl ConnectFailed {
+    fn describe(&self) -> String {
+        let target = &self.target;
+        match self.problem {
+            Problem::UnknownHost => format!(
+                "unknown host `{}`: the name does not resolve (check the URL's host)",
+                target.host
+            ),
+            Problem::Refused => format!(
+                "connection refused by {target}: no database server listens there (is it \
+                 running, and is the port right?)"
+            ),
+            Problem::TimedOut => format!(
+                "no answer from {target} within the connect timeout of {:?}",
+                self.timeout
+            ),
+            Problem::NoDatabase => format!(
+                "database `{}` does not exist on {target} (create it, or fix the URL's path)",
+                target.database.as_deref().unwrap_or_default()
+            ),
+            Problem::AccessDenied => format!(
+                "access denied for user `{}` on {target}: wrong user name or password, or no \
+                 right to this database",
+                target.user
+            ),
+        }
+    }
+
+    /// The workspace error: retryable when the server may yet answer (refused, timed out, a
+    /// name that may resolve later), not when it answered no.
+    fn into_error(self, dialect: Dialect) -> Error {
+        match self.problem {
+            Problem::UnknownHost | Problem::Refused | Problem::TimedOut => {
+                Error::unavailable(dialect.name(), self)
+            }
+            Problem::NoDatabase | Problem::AccessDenied => Error::backend(dialect.name(), self),
+        }
+    }
 }
 
 /// Opens one connection within `timeout`. For the servers it is opened directly rather than
 /// through the pool, so that a refused connection fails at once with its own error (the pool
-/// would retry until its acquire timeout and report only that it timed out).
+/// would retry until its acquire timeout and report only that it timed out). The host name is
+/// resolved first, as its own step, so that a name that does not resolve is told apart from
+/// other I/O errors. On MySQL the connection also reads `max_allowed_packet`.
 async fn first_connection(
     db: &DatabaseConnection,
     dialect: Dialect,
     url: &str,
     timeout: Duration,
-) -> Result<(), ConnectError> {
+) -> Result<Option<u64>, ConnectError> {
+    let target = match dialect {
+        Dialect::Sqlite => None,
+        Dialect::Postgres => Some(postgres::target(url)?),
+        Dialect::MySql => Some(mysql::target(url)?),
+    };
+    let failed = |problem, source| {
+        ConnectError::Store(
+            ConnectFailed {
+                problem,
+                target: target.clone().unwrap_or_default(),
+                timeout,
+                source,
+            }
+            .into_error(dialect),
+        )
+    };
     let conn_err = |e: sqlx::Error| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e)));
     let attempt = async {
-        match dialect {
-            Dialect::Sqlite => db.ping().await,
-            Dialect::Postgres => postgres::probe(url).await.map_err(conn_err),
-            Dialect::MySql => mysql::probe(url).await.map_err(conn_err),
+        if let Some(target) = &target
+            && target.socket.is_none()
+            && target.host.parse::<std::net::IpAddr>().is_err()
+            && tokio::net::lookup_host((target.host.as_str(), target.port))
+                .await
+                .map_or(true, |mut addrs| addrs.next().is_none())
+        {
+            return Err(failed(Problem::UnknownHost, None));
         }
+        let probed = match dialect {
+            Dialect::Sqlite => db.ping().await.map(|()| None),
+            Dialect::Postgres => postgres::probe(url).await.map(|()| None).map_err(conn_err),
+            Dialect::MySql => mysql::probe(url).await.map(Some).map_err(conn_err),
+        };
+        probed.map_err(|error| match problem(dialect, &error) {
+            Some(problem) if target.is_some() => failed(problem, Some(error)),
+            _ => to_error(dialect, error).into(),
+        })
     };
     match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(to_error(dialect, error).into()),
+        Ok(result) => result,
+        Err(_elapsed) if target.is_some() => Err(failed(Problem::TimedOut, None)),
         Err(_elapsed) => Err(to_error(
             dialect,
             DbErr::Conn(RuntimeErr::SqlxError(Arc::new(sqlx::Error::PoolTimedOut))),
         )
         .into()),
     }
+}
+
+/// The known reason of a failed first connection, by I/O error kind, SQLSTATE or MySQL error
+/// number.
+fn problem(dialect: Dialect, error: &DbErr) -> Option<Problem> {
+    let DbErr::Conn(RuntimeErr::SqlxError(error)) = error else {
+        return None;
+    };
+    match error.as_ref() {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => Some(Problem::Refused),
+            std::io::ErrorKind::TimedOut => Some(Problem::TimedOut),
+            _ => None,
+        },
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            match (dialect, code.as_deref()) {
+                // invalid_catalog_name
+                (Dialect::Postgres, Some("3D000")) => Some(Problem::NoDatabase),
+                // invalid_password, invalid_authorization_specification (an unknown role)
+                (Dialect::Postgres, Some("28P01" | "28000")) => Some(Problem::AccessDenied),
+                (Dialect::MySql, _) => match crate::error::mysql_number(db.as_ref()) {
+                    // ER_BAD_DB_ERROR
+                    Some(1049) => Some(Problem::NoDatabase),
+                    // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR,
+                    // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+                    Some(1045 | 1044 | 1698) => Some(Problem::AccessDenied),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A URL's host without the brackets of an IPv6 literal (`[::1]` → `::1`), which the driver
+/// would otherwise try to resolve as a name.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 fn malformed(what: &str, error: &sqlx::Error) -> ConfigError {
@@ -93,7 +266,7 @@ fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOption
 /// The stand-in module for a backend whose cargo feature is off: every entry point fails with
 /// a configuration error that names the feature.
 macro_rules! feature_off {
-    ($module:ident, $feature:literal $(, $probe:ident)?) => {
+    ($module:ident, $feature:literal $(, $probe:ident -> $probed:ty)?) => {
         #[cfg(not(feature = $feature))]
         mod $module {
             use sea_orm::DatabaseConnection;
@@ -109,8 +282,12 @@ macro_rules! feature_off {
             }
 
             $(
-                pub(super) async fn $probe(_url: &str) -> Result<(), sea_orm::sqlx::Error> {
+                pub(super) async fn $probe(_url: &str) -> Result<$probed, sea_orm::sqlx::Error> {
                     Err(sea_orm::sqlx::Error::Configuration(off().into()))
+                }
+
+                pub(super) fn target(_url: &str) -> Result<super::Target, ConfigError> {
+                    Err(off())
                 }
             )?
 
@@ -190,13 +367,27 @@ mod postgres {
     use crate::config::DbConfig;
 
     pub(super) fn options(url: &str) -> Result<PgConnectOptions, ConfigError> {
-        PgConnectOptions::from_str(url).map_err(|e| malformed("PostgreSQL", &e))
+        let options = PgConnectOptions::from_str(url).map_err(|e| malformed("PostgreSQL", &e))?;
+        let host = super::unbracket(options.get_host()).to_owned();
+        Ok(options.host(&host))
     }
 
     /// Opens and closes one connection.
     pub(super) async fn probe(url: &str) -> Result<(), sqlx::Error> {
         let options = options(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
         sqlx::Connection::close(PgConnection::connect_with(&options).await?).await
+    }
+
+    /// Where `url` connects.
+    pub(super) fn target(url: &str) -> Result<super::Target, ConfigError> {
+        let options = options(url)?;
+        Ok(super::Target {
+            host: options.get_host().to_owned(),
+            port: options.get_port(),
+            socket: options.get_socket().map(|p| p.display().to_string()),
+            database: options.get_database().map(str::to_owned),
+            user: options.get_username().to_owned(),
+        })
     }
 
     pub(super) fn pool(config: &DbConfig, url: &str) -> Result<DatabaseConnection, ConfigError> {
@@ -208,7 +399,7 @@ mod postgres {
     }
 }
 
-feature_off!(postgres, "postgres", probe);
+feature_off!(postgres, "postgres", probe -> ());
 
 #[cfg(feature = "mysql")]
 mod mysql {
@@ -228,13 +419,32 @@ mod mysql {
             Some(rest) => format!("mysql:{rest}"),
             None => url.to_owned(),
         };
-        MySqlConnectOptions::from_str(&url).map_err(|e| malformed("MySQL", &e))
+        let options = MySqlConnectOptions::from_str(&url).map_err(|e| malformed("MySQL", &e))?;
+        let host = super::unbracket(options.get_host()).to_owned();
+        Ok(options.host(&host))
     }
 
-    /// Opens and closes one connection.
-    pub(super) async fn probe(url: &str) -> Result<(), sqlx::Error> {
+    /// Opens one connection, reads the server's `max_allowed_packet`, and closes it.
+    pub(super) async fn probe(url: &str) -> Result<u64, sqlx::Error> {
         let options = options(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
-        sqlx::Connection::close(MySqlConnection::connect_with(&options).await?).await
+        let mut conn = MySqlConnection::connect_with(&options).await?;
+        let packet: u64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS UNSIGNED)")
+            .fetch_one(&mut conn)
+            .await?;
+        sqlx::Connection::close(conn).await?;
+        Ok(packet)
+    }
+
+    /// Where `url` connects.
+    pub(super) fn target(url: &str) -> Result<super::Target, ConfigError> {
+        let options = options(url)?;
+        Ok(super::Target {
+            host: options.get_host().to_owned(),
+            port: options.get_port(),
+            socket: options.get_socket().map(|p| p.display().to_string()),
+            database: options.get_database().map(str::to_owned),
+            user: options.get_username().to_owned(),
+        })
     }
 
     pub(super) fn pool(config: &DbConfig, url: &str) -> Result<DatabaseConnection, ConfigError> {
@@ -246,4 +456,4 @@ mod mysql {
     }
 }
 
-feature_off!(mysql, "mysql", probe);
+feature_off!(mysql, "mysql", probe -> u64);

@@ -78,6 +78,10 @@ fn mysql_kind(sqlstate: &str, number: Option<u16>) -> Kind {
     match number {
         // ER_LOCK_DEADLOCK
         Some(1213) => Kind::Retry,
+        // ER_NET_PACKET_TOO_LARGE (SQLSTATE 08S01, yet no outage: the statement is too large
+        // for the server's max_allowed_packet, and sending it again fails again),
+        // ER_TOO_LONG_STRING and ER_WARN_ALLOWED_PACKET_OVERFLOWED (a result over the limit)
+        Some(1153 | 1162 | 1301) => Kind::Backend,
         // ER_LOCK_WAIT_TIMEOUT, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED
         // (MariaDB), ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8), and the server-side statement
         // time limits: ER_QUERY_TIMEOUT (MySQL 8 `max_execution_time`) and
@@ -99,14 +103,14 @@ fn sqlite_kind(code: &str) -> Kind {
 }
 
 #[cfg(feature = "mysql")]
-fn mysql_number(error: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+pub(crate) fn mysql_number(error: &dyn sqlx::error::DatabaseError) -> Option<u16> {
     error
         .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
         .map(sqlx::mysql::MySqlDatabaseError::number)
 }
 
 #[cfg(not(feature = "mysql"))]
-fn mysql_number(_error: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+pub(crate) fn mysql_number(_error: &dyn sqlx::error::DatabaseError) -> Option<u16> {
     None
 }
 
@@ -142,6 +146,8 @@ mod tests {
         assert_eq!(mysql_kind("HY000", Some(1205)), Kind::Unavailable);
         assert_eq!(mysql_kind("23000", Some(1062)), Kind::Backend);
         assert_eq!(mysql_kind("08S01", None), Kind::Unavailable);
+        assert_eq!(mysql_kind("08S01", Some(1153)), Kind::Backend);
+        assert_eq!(mysql_kind("42000", Some(1162)), Kind::Backend);
         assert_eq!(sqlite_kind("5"), Kind::Unavailable);
         assert_eq!(sqlite_kind("517"), Kind::Unavailable);
         assert_eq!(sqlite_kind("262"), Kind::Unavailable);

@@ -24,8 +24,10 @@
 //! let login = manager.login(&user, LoginRequest::new()).await?;
 //! manager.validate(&login.session.id).await?;
 //! let refreshed = manager.refresh(login.token.expose_secret()).await?;
-//! assert!(manager.refresh(login.token.expose_secret()).await.is_err()); // reuse: revoked
-//! assert!(manager.refresh(refreshed.token.expose_secret()).await.is_err());
+//! // A retry of the same token within the grace window (30 s) gets the very same successor.
+//! let retried = manager.refresh(login.token.expose_secret()).await?;
+//! assert_eq!(retried.token.expose_secret(), refreshed.token.expose_secret());
+//! manager.logout_all(&user).await?;
 //! assert_eq!(manager.list(&user).await?.len(), 0);
 //! # Ok(())
 //! # }
@@ -61,17 +63,19 @@
 //! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 4: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` and the advisory lock in one simple-protocol query, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted, and a `SELECT` of the ones it revoked if a concurrent logout revoked some first) |
 //! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 4: `BEGIN`, isolation level + advisory lock (one query), the same `INSERT … SELECT`, `COMMIT` | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
 //! | `touch` | 1 `UPDATE` | 1 | 1 |
-//! | `rotate`, won | 1 `UPDATE … RETURNING` | 1 | 2: `SELECT`, `UPDATE` (compare-and-swap on hash and generation) |
+//! | `rotate`, won (with or without a device to record) | 1 `UPDATE … RETURNING` | 1 | 2: `SELECT`, `UPDATE` (compare-and-swap on hash and generation) |
 //! | `rotate`, rejected | 2: the `UPDATE`, then `SELECT` | 2 | 1 `SELECT`; 3 if another call changed the record between the two |
 //! | `revoke` | 1 `UPDATE` | 1 | 1 |
 //! | `revoke_all` | 1 `UPDATE` | 1 | 1 |
 //! | `list` | 1 `SELECT` | 1 | 1 |
-//! | `purge_expired` | 1 `DELETE` of at most `batch` rows | 1 (the purge lock is taken inside it) | 1 `DELETE … ORDER BY … LIMIT` |
+//! | `purge_expired` | 1 `DELETE` of at most `batch` rows | 1 (the purge lock is taken inside it) | 6: `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`, `BEGIN`, `SELECT` of at most `batch` expired sessions, their `DELETE`, the `DELETE` of their users' lock rows where no session is left, `COMMIT` (4 when nothing expired; one more `DELETE` of each kind per 500 rows or users) |
+//! | `shared_secret` | 2: `INSERT … ON CONFLICT DO NOTHING`, `SELECT` | 2 | 2: `INSERT IGNORE`, `SELECT` |
 //!
 //! MySQL and MariaDB cost one more statement on a won rotation because neither has
 //! `UPDATE … RETURNING`; the store reads the record, then swaps on `(token_hash, generation)`
 //! and builds the returned record from the read and the values it wrote (nothing else can have
-//! changed in between: the swap checks the generation).
+//! changed in between: the swap checks the generation). A rotation that carries a device
+//! (`Rotation::device`) sets `user_agent`, `ip` and `device_name` in the same `UPDATE`.
 //!
 //! ## Guarantees
 //!
@@ -83,6 +87,9 @@
 //! | nothing half-written | a failed capped login rolls back its evictions with its insert |
 //! | records read back equal to what was written | instants in UTC with microseconds (`timestamptz`, `DATETIME(6)`, SQLite integer microseconds), app data as text, byte for byte |
 //! | user ids compare exactly | MySQL stores them as `VARBINARY`, so no collation folds case or trailing spaces |
+//! | a shared secret is stored once | `INSERT … ON CONFLICT (name) DO NOTHING` (MySQL: `INSERT IGNORE`) on the primary key of `<table>_secrets`, then a read in its own statement, so concurrent first calls from any number of processes all read the one row that won |
+//! | MySQL's lock rows hold no user id longer than the user's sessions | the purge deletes, in the transaction that deletes expired sessions, the lock rows of their users who have no session row left; a login that holds the row makes that delete wait, and a login after it recreates the row, so logins still queue on it |
+//! | app data too large for the server is refused up front, not sent | MySQL closes the connection on a packet over `max_allowed_packet` (`ER_NET_PACKET_TOO_LARGE`, which the client would see as a dropped connection): the store reads the limit at connect (or before the first record with more than 1 MiB of app data) and refuses larger app data with [`Error::Backend`](session_core::Error::Backend), never retryable, without sending it; the server's own too-large errors (1153, 1162, 1301) are `Backend` too. [`StoreCapabilities::max_app_data_bytes`](session_core::StoreCapabilities::max_app_data_bytes) declares the limit minus 64 KiB (and each dialect's column bound), so `SessionManager::new` refuses a configuration above it |
 //! | tokens never at rest in plaintext | only the 32-byte SHA-256 of the secret is stored (`BYTEA`, `BINARY(32)`, `BLOB`) |
 //! | an outage is `Unavailable`, in bounded time | connection, pool and I/O errors, server shutdown codes, lock timeouts and SQLite busy become [`Error::Unavailable`](session_core::Error::Unavailable) (with the driver error as source): a refused connection at once, a pool that cannot connect within [`DbConfig::acquire_timeout`], any operation (a server that stopped answering included) within [`DbConfig::operation_timeout`] (10 s by default) |
 //! | the store heals itself | the pool drops dead connections and opens new ones; connections idle longer than [`DbConfig::test_idle_after`] are pinged before use |
@@ -95,9 +102,22 @@
 //! that do not decode are [`Error::Backend`](session_core::Error::Backend). A malformed URL or
 //! table name is a [`ConfigError`](session_core::ConfigError) from `connect`, before any I/O.
 //!
+//! The first connection ([`DbStore::connect_with`], unless lazy) says what went wrong, told by
+//! the step that failed or the driver's error kind and server code, never by message text:
+//!
+//! | cause | error | message | measured on loopback |
+//! |---|---|---|---|
+//! | nothing listens on the port | `Unavailable` | `connection refused by <host:port>: …` | under 1 ms |
+//! | the host name does not resolve (resolved first, as its own step) | `Unavailable` | ``unknown host `<host>`: …`` | 1 to 4 ms |
+//! | the database does not exist (PostgreSQL `3D000`, MySQL 1049) | `Backend` | ``database `<db>` does not exist on <host:port> …`` | 2 ms (MariaDB), 90 ms (PostgreSQL) |
+//! | user or password refused (PostgreSQL `28P01`/`28000`, MySQL 1045/1044/1698) | `Backend` | ``access denied for user `<user>` on <host:port>: …`` | under 1 ms (MariaDB), 90 ms (PostgreSQL) |
+//! | no answer within `connect_timeout` | `Unavailable` | `no answer from <host:port> within …` | the timeout |
+//!
+//! The driver's error stays the error's source.
+//!
 //! ## Schema and migrations
 //!
-//! One table, `auth_sessions` unless configured, with two indexes:
+//! The sessions table, `auth_sessions` unless configured, with two indexes:
 //!
 //! | column | SQLite | PostgreSQL | MySQL / MariaDB |
 //! |---|---|---|---|
@@ -108,14 +128,22 @@
 //! | `generation` | `BIGINT` | `BIGINT` | `BIGINT` |
 //! | `revoke_reason` | `TEXT` | `VARCHAR(32)` | `VARCHAR(32)` |
 //! | `user_agent`, `ip`, `device_name` | `TEXT` | `VARCHAR(512)`, `VARCHAR(45)`, `VARCHAR(255)` | same as PostgreSQL |
-//! | `data` (app data, JSON text) | `TEXT` | `TEXT` | `LONGTEXT` |
+//! | `data` (app data, JSON text) | `TEXT` (up to 10^9 bytes) | `TEXT` (up to 1 GB) | `LONGTEXT` (up to 4 GiB; in practice `max_allowed_packet` minus 64 KiB) |
 //!
 //! `expires_at` is the earlier of the two expiries, kept by every write; liveness is
 //! `revoked_at IS NULL AND expires_at > now`. Indexes: `<table>_user_created_idx` on
 //! `(user_id, created_at)` for listing, capping and revoking a user's sessions, and
 //! `<table>_expires_idx` on `expires_at` for cleanup. MySQL also gets `<table>_user_locks`, one
-//! row per user who ever logged in under a cap (the row a login locks); it is small and never
-//! purged.
+//! row per user with sessions who logged in under a cap (the row a login locks); the purge
+//! deletes a user's row with the user's last session.
+//!
+//! The second migration adds `<table>_secrets` for
+//! [`SessionStore::shared_secret`](session_core::SessionStore::shared_secret) (the manager's
+//! rotation key when none is configured): `name` (`VARCHAR(64)`, primary key), `value` (`BLOB`,
+//! `BYTEA`, `VARBINARY(1024)`) and `created_at` (set by the database's clock; informational).
+//! Secrets are never replaced, listed or purged. On MySQL it also deletes the lock rows of users
+//! who have no session left, which earlier versions kept. Existing schemas upgrade with the
+//! next [`DbStore::migrate`]; [`schema_sql`] lists both migrations' statements.
 //!
 //! Three ways to migrate:
 //!

@@ -59,13 +59,18 @@ impl MigratorTraitSelf for Migrator {
 /// manage this table with the rest of your schema.
 #[must_use]
 pub fn migrations(table: &TableName) -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateSessions {
-        table: table.clone(),
-    })]
+    vec![
+        Box::new(CreateSessions {
+            table: table.clone(),
+        }),
+        Box::new(CreateSecrets {
+            table: table.clone(),
+        }),
+    ]
 }
 
-/// The statements that create the schema of `table` on `dialect`, as the first migration runs
-/// them: for people who apply migrations with their own tools.
+/// The statements that create the schema of `table` on `dialect`, as the migrations run them,
+/// oldest first: for people who apply migrations with their own tools.
 ///
 /// # Examples
 ///
@@ -78,6 +83,14 @@ pub fn migrations(table: &TableName) -> Vec<Box<dyn MigrationTrait>> {
 /// ```
 #[must_use]
 pub fn schema_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
+    let mut statements = sessions_sql(dialect, table);
+    statements.extend(secrets_sql(dialect, table));
+    statements
+}
+
+/// The first migration's statements: the sessions table, its indexes and (MySQL) the per-user
+/// lock table.
+fn sessions_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
     let backend = dialect.backend();
     let t = table.as_str();
     let types = Types::of(dialect);
@@ -153,6 +166,63 @@ pub fn schema_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
             )
             .engine("InnoDB");
         statements.push(backend.build(&locks).to_string());
+    }
+    statements
+}
+
+/// The second migration's statements: `<table>_secrets`, the values of
+/// [`SessionStore::shared_secret`](session_core::SessionStore::shared_secret) (a name, the
+/// bytes, and when the database stored them, by its own clock; informational). On MySQL it also
+/// drops the per-user lock rows of users who have no session left, which earlier versions never
+/// removed (the purge now removes them as their users' last sessions go).
+fn secrets_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
+    let backend = dialect.backend();
+    let t = table.as_str();
+    let (value, created_at, default_now) = match dialect {
+        Dialect::Sqlite => (
+            "BLOB",
+            "INTEGER",
+            // Whole microseconds since the Unix epoch, as every instant on SQLite.
+            "(CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))",
+        ),
+        Dialect::Postgres => ("BYTEA", "TIMESTAMPTZ", "CURRENT_TIMESTAMP"),
+        Dialect::MySql => ("VARBINARY(1024)", "DATETIME(6)", "CURRENT_TIMESTAMP(6)"),
+    };
+    let mut secrets = Table::create();
+    secrets
+        .table(Alias::new(format!("{t}_secrets")))
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Alias::new("name"))
+                .custom(Alias::new("VARCHAR(64)"))
+                .not_null()
+                .primary_key(),
+        )
+        .col(
+            ColumnDef::new(Alias::new("value"))
+                .custom(Alias::new(value))
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Alias::new("created_at"))
+                .custom(Alias::new(created_at))
+                .not_null()
+                .default(sea_orm::sea_query::Expr::cust(default_now)),
+        );
+    if dialect == Dialect::MySql {
+        secrets
+            .engine("InnoDB")
+            .character_set("utf8mb4")
+            .collate("utf8mb4_bin");
+    }
+    let mut statements = vec![backend.build(&secrets).to_string()];
+    if dialect == Dialect::MySql {
+        let locks = dialect.quote(&format!("{t}_user_locks"));
+        let sessions = dialect.quote(t);
+        statements.push(format!(
+            "DELETE FROM {locks} WHERE NOT EXISTS \
+             (SELECT 1 FROM {sessions} s WHERE s.user_id = {locks}.user_id)"
+        ));
     }
     statements
 }
@@ -233,7 +303,7 @@ impl MigrationTrait for CreateSessions {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let dialect = Dialect::from_backend(manager.get_database_backend())
             .map_err(|e| DbErr::Migration(e.to_string()))?;
-        for statement in schema_sql(dialect, &self.table) {
+        for statement in sessions_sql(dialect, &self.table) {
             manager
                 .get_connection()
                 .execute_unprepared(&statement)
@@ -260,6 +330,47 @@ impl MigrationTrait for CreateSessions {
     }
 }
 
+/// The second migration: the shared-secrets table (see [`secrets_sql`]).
+struct CreateSecrets {
+    table: TableName,
+}
+
+impl MigrationName for CreateSecrets {
+    fn name(&self) -> &str {
+        "m20261130_000002_create_secrets"
+    }
+}
+
+#[async_trait::async_trait]
+#[expect(
+    elided_lifetimes_in_paths,
+    reason = "the signatures must match the trait's, which elides the manager's lifetime"
+)]
+impl MigrationTrait for CreateSecrets {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let dialect = Dialect::from_backend(manager.get_database_backend())
+            .map_err(|e| DbErr::Migration(e.to_string()))?;
+        for statement in secrets_sql(dialect, &self.table) {
+            manager
+                .get_connection()
+                .execute_unprepared(&statement)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new(format!("{}_secrets", self.table)))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,7 +387,14 @@ mod tests {
             }
             assert!(sql[1].contains("auth_sessions_user_created_idx"));
             assert!(sql[2].contains("auth_sessions_expires_idx"));
-            assert_eq!(sql.len(), if dialect == Dialect::MySql { 4 } else { 3 });
+            // Sessions, two indexes, (MySQL) the lock table; then the secrets table and (MySQL)
+            // the clean-up of orphaned lock rows.
+            assert_eq!(sql.len(), if dialect == Dialect::MySql { 6 } else { 4 });
+            let secrets = &sql[if dialect == Dialect::MySql { 4 } else { 3 }];
+            assert!(secrets.contains("auth_sessions_secrets"), "{secrets}");
+            for column in ["name", "value", "created_at"] {
+                assert!(secrets.contains(&dialect.quote(column)), "{secrets}");
+            }
         }
     }
 }

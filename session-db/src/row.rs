@@ -36,6 +36,15 @@ pub(crate) fn insert_values(
     ])
 }
 
+/// The values of the device columns `user_agent, ip, device_name`.
+pub(crate) fn device_values(device: &DeviceInfo) -> Vec<Value> {
+    vec![
+        Value::from(device.user_agent.clone()),
+        Value::from(device.ip.map(|ip| ip.to_string())),
+        Value::from(device.device_name.clone()),
+    ]
+}
+
 /// A token hash as stored (32 bytes), or a typed `NULL`.
 pub(crate) fn hash_value(hash: Option<&TokenHash>) -> Value {
     Value::Bytes(hash.map(|h| h.as_bytes().to_vec()))

@@ -45,12 +45,24 @@ pub(crate) struct Sql {
     pub(crate) touch: String,
     /// SQLite and PostgreSQL: the compare-and-swap with `RETURNING`.
     pub(crate) rotate_returning: String,
+    /// [`Sql::rotate_returning`] that also sets `user_agent`, `ip` and `device_name` (the
+    /// first three values, before the new token hash).
+    pub(crate) rotate_returning_device: String,
     /// MySQL: the compare-and-swap on `(token_hash, generation)`, no `RETURNING`.
     pub(crate) rotate_cas: String,
+    /// [`Sql::rotate_cas`] that also sets the device columns (the first three values).
+    pub(crate) rotate_cas_device: String,
+    /// Stores a shared secret unless one of that name exists (`name`, `value`).
+    pub(crate) secret_insert: String,
+    /// Reads a shared secret by name.
+    pub(crate) secret_select: String,
+    /// MySQL: the expired sessions a purge pass deletes, `id, user_id`, at most `?`.
+    pub(crate) purge_candidates: String,
     pub(crate) revoke: String,
     pub(crate) revoke_all: String,
     pub(crate) revoke_all_keep: String,
     pub(crate) list: String,
+    /// SQLite and PostgreSQL: one bounded purge statement.
     pub(crate) purge: String,
     dialect: Dialect,
     table: String,
@@ -91,9 +103,37 @@ impl Sql {
                  DELETE FROM {t} WHERE (SELECT held FROM gate) AND id IN \
                  (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ? FOR UPDATE SKIP LOCKED)"
             ),
-            Dialect::MySql => {
-                format!("DELETE FROM {t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?")
-            }
+            // A transaction of [`Sql::purge_candidates`], [`Sql::purge_ids`] and
+            // [`Sql::drop_user_locks`] instead.
+            Dialect::MySql => String::new(),
+        };
+        let secrets = dialect.quote(&format!("{table}_secrets"));
+        let secret_insert = match dialect {
+            Dialect::MySql => format!("INSERT IGNORE INTO {secrets} (name, value) VALUES (?, ?)"),
+            Dialect::Postgres | Dialect::Sqlite => format!(
+                "INSERT INTO {secrets} (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+            ),
+        };
+        let device_set = "user_agent = ?, ip = ?, device_name = ?, ";
+        let rotate_returning = |device: &str| {
+            p(format!(
+                "UPDATE {t} SET {device}previous_token_hash = token_hash, token_hash = ?, \
+                 generation = generation + 1, rotated_at = ?, last_active_at = ?, \
+                 idle_expires_at = {least}(?, absolute_expires_at), \
+                 expires_at = {least}(?, absolute_expires_at) \
+                 WHERE id = ? AND token_hash = ? AND {LIVE} RETURNING {SELECT_COLUMNS}"
+            ))
+        };
+        // MySQL assigns left to right: `previous_token_hash` reads the old `token_hash`
+        // because it comes first.
+        let rotate_cas = |device: &str| {
+            p(format!(
+                "UPDATE {t} SET {device}previous_token_hash = token_hash, token_hash = ?, \
+                 generation = ?, rotated_at = ?, last_active_at = ?, \
+                 idle_expires_at = {least}(?, absolute_expires_at), \
+                 expires_at = {least}(?, absolute_expires_at) \
+                 WHERE id = ? AND token_hash = ? AND generation = ? AND {LIVE}"
+            ))
         };
         let revoke_all = format!(
             "UPDATE {t} SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND {LIVE}"
@@ -120,21 +160,14 @@ impl Sql {
                  idle_expires_at = {least}(?, absolute_expires_at), \
                  expires_at = {least}(?, absolute_expires_at) WHERE id = ? AND {LIVE}"
             )),
-            rotate_returning: p(format!(
-                "UPDATE {t} SET previous_token_hash = token_hash, token_hash = ?, \
-                 generation = generation + 1, rotated_at = ?, last_active_at = ?, \
-                 idle_expires_at = {least}(?, absolute_expires_at), \
-                 expires_at = {least}(?, absolute_expires_at) \
-                 WHERE id = ? AND token_hash = ? AND {LIVE} RETURNING {SELECT_COLUMNS}"
-            )),
-            // MySQL assigns left to right: `previous_token_hash` reads the old `token_hash`
-            // because it comes first.
-            rotate_cas: p(format!(
-                "UPDATE {t} SET previous_token_hash = token_hash, token_hash = ?, \
-                 generation = ?, rotated_at = ?, last_active_at = ?, \
-                 idle_expires_at = {least}(?, absolute_expires_at), \
-                 expires_at = {least}(?, absolute_expires_at) \
-                 WHERE id = ? AND token_hash = ? AND generation = ? AND {LIVE}"
+            rotate_returning: rotate_returning(""),
+            rotate_returning_device: rotate_returning(device_set),
+            rotate_cas: rotate_cas(""),
+            rotate_cas_device: rotate_cas(device_set),
+            secret_insert: p(secret_insert),
+            secret_select: p(format!("SELECT value FROM {secrets} WHERE name = ?")),
+            purge_candidates: p(format!(
+                "SELECT id, user_id FROM {t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"
             )),
             revoke: p(format!(
                 "UPDATE {t} SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND {LIVE}"
@@ -169,6 +202,26 @@ impl Sql {
         let marks = vec!["?"; count].join(", ");
         self.dialect.placeholders(&format!(
             "SELECT id FROM {t} WHERE revoke_reason = ? AND revoked_at = ? AND id IN ({marks})"
+        ))
+    }
+
+    /// MySQL: deletes `count` expired sessions by id (`expires_at <= ?`, then the ids).
+    pub(crate) fn purge_ids(&self, count: usize) -> String {
+        let t = self.dialect.quote(&self.table);
+        let marks = vec!["?"; count].join(", ");
+        self.dialect.placeholders(&format!(
+            "DELETE FROM {t} WHERE expires_at <= ? AND id IN ({marks})"
+        ))
+    }
+
+    /// MySQL: deletes the lock rows of `count` users who have no session row left.
+    pub(crate) fn drop_user_locks(&self, count: usize) -> String {
+        let t = self.dialect.quote(&self.table);
+        let locks = self.dialect.quote(&format!("{}_user_locks", self.table));
+        let marks = vec!["?"; count].join(", ");
+        self.dialect.placeholders(&format!(
+            "DELETE FROM {locks} WHERE user_id IN ({marks}) AND NOT EXISTS \
+             (SELECT 1 FROM {t} s WHERE s.user_id = {locks}.user_id)"
         ))
     }
 

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, IsolationLevel, QueryResult,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 use sea_orm_migration::MigratorTraitSelf;
 use session_core::{
     ConfigError, CreateOutcome, Error, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionId,
-    SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, truncate_to_micros,
+    SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, check_shared_secret_args,
+    truncate_to_micros,
 };
 use time::OffsetDateTime;
 
@@ -20,8 +21,29 @@ use crate::config::{DbConfig, TableName};
 use crate::dialect::Dialect;
 use crate::error::{ConnectError, Kind, decode_error, kind, to_error};
 use crate::migration::Migrator;
-use crate::row::{decode, hash_value, insert_values, read_id};
+use crate::row::{decode, device_values, hash_value, insert_values, read_id};
 use crate::sql::Sql;
+
+/// What a MySQL statement carrying app data needs besides the data itself, at most: the other
+/// columns (user agent, device name, user id, hashes, instants: under 2 KiB) and the packet's
+/// framing, with room to spare. App data above `max_allowed_packet` minus this is refused before
+/// it is sent.
+pub(crate) const PACKET_MARGIN: u64 = 64 * 1024;
+
+/// App data up to this size is sent without knowing the server's `max_allowed_packet` (every
+/// MySQL and MariaDB default is at least 4 MiB); above it, a store that did not read the limit
+/// at connect reads it first.
+const UNCHECKED_APP_DATA: usize = 1024 * 1024;
+
+/// The largest app data each dialect's `data` column keeps: SQLite's default `SQLITE_MAX_LENGTH`
+/// (10^9 bytes), PostgreSQL's 1 GB bound on a field, MySQL's `LONGTEXT` (2^32 - 1 bytes).
+const fn column_bound(dialect: Dialect) -> u64 {
+    match dialect {
+        Dialect::Sqlite => 1_000_000_000,
+        Dialect::Postgres => (1 << 30) - 1,
+        Dialect::MySql => (1 << 32) - 1,
+    }
+}
 
 /// The default bound on one store operation.
 pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,6 +90,9 @@ pub struct DbStore {
     table: TableName,
     sql: Arc<Sql>,
     operation_timeout: Option<Duration>,
+    /// MySQL: the server's `max_allowed_packet`, once read (at connect, or before the first
+    /// statement whose app data is above [`UNCHECKED_APP_DATA`]).
+    max_packet: Arc<std::sync::OnceLock<u64>>,
 }
 
 impl fmt::Debug for DbStore {
@@ -85,6 +110,11 @@ impl DbStore {
     /// The pool's settings are the caller's; with SQLite in memory keep exactly one connection
     /// that never expires, since the database lives only as long as it.
     ///
+    /// On MySQL the server's `max_allowed_packet` is not known yet: it is read before the first
+    /// record with more than 1 MiB of app data, and until then
+    /// [`capabilities`](SessionStore::capabilities) declares only the column's bound.
+    /// [`DbStore::connect_with`] reads it at connect.
+    ///
     /// # Errors
     ///
     /// [`ConfigError::Store`] if the connection's backend is not one this crate knows.
@@ -97,6 +127,7 @@ impl DbStore {
             dialect,
             table,
             operation_timeout: Some(DEFAULT_OPERATION_TIMEOUT),
+            max_packet: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
@@ -140,10 +171,80 @@ impl DbStore {
     pub async fn connect_with(config: DbConfig) -> Result<Self, ConnectError> {
         config.validate()?;
         let table = TableName::new(config.table.as_str())?;
-        let (db, _dialect) = crate::connect::connect(&config).await?;
-        Ok(Self::new(db)?
+        let connected = crate::connect::connect(&config).await?;
+        let store = Self::new(connected.db)?
             .with_table(table)
-            .with_operation_timeout(config.operation_timeout))
+            .with_operation_timeout(config.operation_timeout);
+        if let Some(packet) = connected.max_allowed_packet {
+            let _ = store.max_packet.set(packet);
+        }
+        Ok(store)
+    }
+
+    /// MySQL: the server's `max_allowed_packet` in bytes, as read at connect (not lazily) or
+    /// later before a statement with large app data; `None` before that, and on the other
+    /// databases. [`SessionStore::capabilities`] declares app data up to this minus 64 KiB.
+    #[must_use]
+    pub fn max_allowed_packet(&self) -> Option<u64> {
+        self.max_packet.get().copied()
+    }
+
+    /// The largest app data this store accepts, in bytes: the `data` column's bound and, on
+    /// MySQL once known, `max_allowed_packet` minus a 64 KiB margin for the rest of the
+    /// statement.
+    fn app_data_bound(&self) -> u64 {
+        let column = column_bound(self.dialect);
+        match self.max_packet.get() {
+            Some(packet) if self.dialect == Dialect::MySql => {
+                column.min(packet.saturating_sub(PACKET_MARGIN))
+            }
+            _ => column,
+        }
+    }
+
+    /// MySQL: refuses, before sending anything, app data that the server's `max_allowed_packet`
+    /// would refuse (by closing the connection: the client would see a dropped connection, not
+    /// a statement error). Reads the limit first if it is not known and the data is large.
+    async fn check_packet(&self, record: &SessionRecord) -> Result<(), Error> {
+        let Some(data) = &record.data else {
+            return Ok(());
+        };
+        if self.dialect != Dialect::MySql {
+            return Ok(());
+        }
+        let packet = match self.max_packet.get() {
+            Some(packet) => *packet,
+            None if data.len() <= UNCHECKED_APP_DATA => return Ok(()),
+            None => {
+                let row = self
+                    .db
+                    .query_one_raw(Statement::from_string(
+                        self.dialect.backend(),
+                        "SELECT CAST(@@max_allowed_packet AS UNSIGNED)",
+                    ))
+                    .await
+                    .map_err(|e| self.error(e))?;
+                let packet = row
+                    .map(|row| row.try_get_by_index::<u64>(0))
+                    .transpose()
+                    .map_err(|e| self.error(e))?
+                    .ok_or_else(|| {
+                        Error::backend(self.dialect.name(), "no value for @@max_allowed_packet")
+                    })?;
+                *self.max_packet.get_or_init(|| packet)
+            }
+        };
+        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        if len > packet.saturating_sub(PACKET_MARGIN) {
+            return Err(Error::backend(
+                self.dialect.name(),
+                PacketTooLarge {
+                    data: len,
+                    max_allowed_packet: packet,
+                },
+            ));
+        }
+        Ok(())
     }
 
     /// Creates or upgrades the schema (see [`crate::migration`]). Safe to call on every start:
@@ -294,7 +395,7 @@ impl DbStore {
         values: &[Value],
         max: NonZeroU32,
         mode: LimitMode,
-    ) -> Result<CreateOutcome, CreateError> {
+    ) -> Result<CreateOutcome, TxError> {
         let keep_newest = i64::from(max.get() - 1);
         let now = record.created_at;
         match (self.dialect, mode) {
@@ -363,7 +464,7 @@ impl DbStore {
         values: &[Value],
         keep_newest: i64,
         mode: LimitMode,
-    ) -> Result<CreateOutcome, CreateError> {
+    ) -> Result<CreateOutcome, TxError> {
         let now = record.created_at;
         let tx = self.db.begin().await?;
         self.lock_user(&tx, &record.user_id).await?;
@@ -381,7 +482,7 @@ impl DbStore {
             .iter()
             .map(|row| read_id(row, 0))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| CreateError::Store(decode_error(self.dialect, e)))?;
+            .map_err(|e| TxError::Store(decode_error(self.dialect, e)))?;
         if !over_cap.is_empty() && mode == LimitMode::Reject {
             tx.rollback().await?;
             return Ok(CreateOutcome::LimitReached);
@@ -413,7 +514,7 @@ impl DbStore {
                 .iter()
                 .map(|row| read_id(row, 0))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| CreateError::Store(decode_error(self.dialect, e)))?;
+                .map_err(|e| TxError::Store(decode_error(self.dialect, e)))?;
             evicted.extend(chunk.iter().filter(|id| ours.contains(id)));
         }
         tx.execute_raw(self.statement(&self.sql.insert, values.to_vec()))
@@ -477,7 +578,7 @@ impl DbStore {
     }
 
     /// Ids from `RETURNING id, created_at`, oldest first.
-    fn evicted_oldest_first(&self, rows: &[QueryResult]) -> Result<Vec<SessionId>, CreateError> {
+    fn evicted_oldest_first(&self, rows: &[QueryResult]) -> Result<Vec<SessionId>, TxError> {
         let mut evicted = rows
             .iter()
             .map(|row| {
@@ -486,7 +587,7 @@ impl DbStore {
                 Ok((created, id))
             })
             .collect::<Result<Vec<_>, crate::dialect::DecodeError>>()
-            .map_err(|e| CreateError::Store(decode_error(self.dialect, e)))?;
+            .map_err(|e| TxError::Store(decode_error(self.dialect, e)))?;
         evicted.sort_unstable();
         Ok(evicted.into_iter().map(|(_, id)| id).collect())
     }
@@ -507,7 +608,11 @@ impl DbStore {
             .map_err(|_| Error::backend(self.dialect.name(), "generation counter overflow"))?;
         let expected = i64::try_from(current.generation)
             .map_err(|_| Error::backend(self.dialect.name(), "generation out of range"))?;
-        let params = vec![
+        let (sql, mut params) = match &rotation.device {
+            Some(device) => (&self.sql.rotate_cas_device, device_values(device)),
+            None => (&self.sql.rotate_cas, Vec::new()),
+        };
+        params.extend([
             hash_value(Some(&rotation.next)),
             Value::from(generation),
             self.time(rotation.now),
@@ -518,8 +623,8 @@ impl DbStore {
             hash_value(Some(&rotation.presented)),
             Value::from(expected),
             self.time(rotation.now),
-        ];
-        let swapped = self.write(&self.sql.rotate_cas, params).await?;
+        ]);
+        let swapped = self.write(sql, params).await?;
         if swapped == 1 {
             let now = truncate_to_micros(rotation.now);
             let mut rotated = current;
@@ -530,6 +635,9 @@ impl DbStore {
             rotated.last_active_at = now;
             rotated.idle_expires_at =
                 truncate_to_micros(rotation.idle_expires_at).min(rotated.absolute_expires_at);
+            if let Some(device) = rotation.device {
+                rotated.device = device;
+            }
             return Ok(RotateOutcome::Rotated(rotated));
         }
         // Another call changed the record between the read and the swap.
@@ -538,6 +646,19 @@ impl DbStore {
             None => RotateOutcome::NotFound,
         })
     }
+}
+
+/// App data too large for the MySQL server's `max_allowed_packet`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "app data of {data} bytes does not fit the server's max_allowed_packet of \
+     {max_allowed_packet} bytes (with 64 KiB for the rest of the statement): the server would \
+     refuse it (ER_NET_PACKET_TOO_LARGE) and close the connection; nothing was sent. Raise \
+     max_allowed_packet or lower SessionConfig::max_app_data_bytes"
+)]
+struct PacketTooLarge {
+    data: u64,
+    max_allowed_packet: u64,
 }
 
 /// The operation did not finish within the store's operation timeout.
@@ -555,14 +676,14 @@ fn created_or_rejected(inserted: u64) -> CreateOutcome {
     }
 }
 
-/// An error inside a capped login: a driver error (classified later, maybe retried) or one
-/// already turned into the workspace error.
-enum CreateError {
+/// An error inside a transaction (a capped login, a MySQL purge pass): a driver error
+/// (classified later, maybe retried) or one already turned into the workspace error.
+enum TxError {
     Db(DbErr),
     Store(Error),
 }
 
-impl From<DbErr> for CreateError {
+impl From<DbErr> for TxError {
     fn from(error: DbErr) -> Self {
         Self::Db(error)
     }
@@ -576,6 +697,7 @@ impl DbStore {
         record: SessionRecord,
         limit: SessionLimit,
     ) -> Result<CreateOutcome, Error> {
+        self.check_packet(&record).await?;
         let values =
             insert_values(self.dialect, &record).map_err(|e| decode_error(self.dialect, e))?;
         let Some(max) = limit.max else {
@@ -588,8 +710,8 @@ impl DbStore {
         loop {
             match self.create_capped(&record, &values, max, limit.mode).await {
                 Ok(outcome) => return Ok(outcome),
-                Err(CreateError::Store(error)) => return Err(error),
-                Err(CreateError::Db(error)) => self.retry_or_fail(error, &mut attempt).await?,
+                Err(TxError::Store(error)) => return Err(error),
+                Err(TxError::Db(error)) => self.retry_or_fail(error, &mut attempt).await?,
             }
         }
     }
@@ -622,7 +744,11 @@ impl DbStore {
         if self.dialect == Dialect::MySql {
             return self.rotate_mysql(rotation).await;
         }
-        let params = vec![
+        let (sql, mut params) = match &rotation.device {
+            Some(device) => (&self.sql.rotate_returning_device, device_values(device)),
+            None => (&self.sql.rotate_returning, Vec::new()),
+        };
+        params.extend([
             hash_value(Some(&rotation.next)),
             self.time(rotation.now),
             self.time(rotation.now),
@@ -631,10 +757,8 @@ impl DbStore {
             Value::from(rotation.id.to_string()),
             hash_value(Some(&rotation.presented)),
             self.time(rotation.now),
-        ];
-        let row = self
-            .write_returning(&self.sql.rotate_returning, params)
-            .await?;
+        ]);
+        let row = self.write_returning(sql, params).await?;
         if let Some(row) = row {
             return Ok(RotateOutcome::Rotated(self.decode(&row)?));
         }
@@ -704,6 +828,16 @@ impl DbStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
     async fn op_purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+        if self.dialect == Dialect::MySql {
+            let mut attempt = 1;
+            loop {
+                match self.purge_mysql(now, batch).await {
+                    Ok(purged) => return Ok(purged),
+                    Err(TxError::Store(error)) => return Err(error),
+                    Err(TxError::Db(error)) => self.retry_or_fail(error, &mut attempt).await?,
+                }
+            }
+        }
         let mut params = Vec::with_capacity(3);
         if self.dialect == Dialect::Postgres {
             params.push(Value::from(self.sql.purge_lock_key()));
@@ -713,10 +847,88 @@ impl DbStore {
     }
 }
 
+impl DbStore {
+    /// MySQL: one purge pass as a READ COMMITTED transaction: read the expired sessions (at
+    /// most `batch`), delete them, then delete the lock rows of their users who have no session
+    /// row left, so that `<table>_user_locks` holds no user id longer than that user's sessions.
+    /// The lock rows are deleted by primary key; a login holding one makes the purge wait for
+    /// its commit (and a login that recreates the row later serializes as before).
+    async fn purge_mysql(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, TxError> {
+        let tx = self
+            .db
+            .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+            .await?;
+        let rows = tx
+            .query_all_raw(self.statement(
+                &self.sql.purge_candidates,
+                vec![self.time(now), Value::from(i64::from(batch.get()))],
+            ))
+            .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            ids.push(read_id(row, 0).map_err(|e| TxError::Store(decode_error(self.dialect, e)))?);
+            users.push(row.try_get_by_index::<Vec<u8>>(1)?);
+        }
+        users.sort_unstable();
+        users.dedup();
+        let mut purged = 0;
+        for chunk in ids.chunks(Sql::EVICT_CHUNK) {
+            let mut params = vec![self.time(now)];
+            params.extend(chunk.iter().map(|id| Value::from(id.to_string())));
+            purged += tx
+                .execute_raw(self.statement(&self.sql.purge_ids(chunk.len()), params))
+                .await?
+                .rows_affected();
+        }
+        for chunk in users.chunks(Sql::EVICT_CHUNK) {
+            let params = chunk
+                .iter()
+                .map(|user| Value::Bytes(Some(user.clone())))
+                .collect();
+            tx.execute_raw(self.statement(&self.sql.drop_user_locks(chunk.len()), params))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
+    async fn op_shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        self.write(
+            &self.sql.secret_insert,
+            vec![
+                Value::from(name.to_owned()),
+                Value::Bytes(Some(candidate.to_vec())),
+            ],
+        )
+        .await?;
+        let row = self
+            .db
+            .query_one_raw(
+                self.statement(&self.sql.secret_select, vec![Value::from(name.to_owned())]),
+            )
+            .await
+            .map_err(|e| self.error(e))?
+            .ok_or_else(|| {
+                Error::backend(
+                    self.dialect.name(),
+                    "the shared secret is missing right after it was stored",
+                )
+            })?;
+        row.try_get_by_index::<Vec<u8>>(0)
+            .map_err(|e| self.error(e))
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for DbStore {
+    /// The backend's name, and the largest app data it keeps (see
+    /// [`DbStore::max_allowed_packet`]): on MySQL, once the server's `max_allowed_packet` is
+    /// known, that minus 64 KiB; otherwise the `data` column's own bound.
     fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities::new(self.dialect.name())
+        let bound = usize::try_from(self.app_data_bound()).unwrap_or(usize::MAX);
+        StoreCapabilities::new(self.dialect.name()).with_max_app_data_bytes(bound)
     }
 
     async fn create(
@@ -775,5 +987,10 @@ impl SessionStore for DbStore {
 
     async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
         self.bounded(self.op_purge_expired(now, batch)).await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        check_shared_secret_args(name, candidate)?;
+        self.bounded(self.op_shared_secret(name, candidate)).await
     }
 }

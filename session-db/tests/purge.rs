@@ -174,3 +174,143 @@ mod postgres {
         }
     }
 }
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use session_core::{LimitMode, SessionLimit};
+    use session_db::sea_orm::{ConnectionTrait, Statement, Value};
+
+    use super::*;
+
+    /// How many lock rows `user` has.
+    async fn lock_rows(store: &DbStore, user: &UserId) -> i64 {
+        let db = store.connection();
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                format!(
+                    "SELECT COUNT(*) FROM `{}_user_locks` WHERE user_id = ?",
+                    store.table()
+                ),
+                [Value::Bytes(Some(user.as_str().as_bytes().to_vec()))],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
+    /// A capped login leaves a lock row holding the user id; it goes with the purge of the
+    /// user's last session (not before: a batch that leaves one of the user's sessions keeps
+    /// it), and a user with a live session keeps theirs.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn lock_rows_go_with_the_last_session() {
+        let Some(store) = support::store(Backend::MySql).await else {
+            return;
+        };
+        let cap = SessionLimit::new(NonZeroU32::new(5).unwrap(), LimitMode::EvictOldest);
+        let leaver = UserId::new("leaver").unwrap();
+        let stayer = UserId::new("stayer").unwrap();
+        for i in 0..3 {
+            let expires = NOW - time::Duration::seconds(3 - i);
+            store.create(record(&leaver, expires), cap).await.unwrap();
+        }
+        store
+            .create(record(&stayer, NOW - time::Duration::seconds(10)), cap)
+            .await
+            .unwrap();
+        store
+            .create(record(&stayer, NOW + time::Duration::hours(1)), cap)
+            .await
+            .unwrap();
+        assert_eq!(lock_rows(&store, &leaver).await, 1);
+        assert_eq!(lock_rows(&store, &stayer).await, 1);
+
+        // The stayer's expired session and two of the leaver's three.
+        let batch = NonZeroU32::new(3).unwrap();
+        assert_eq!(store.purge_expired(NOW, batch).await.unwrap(), 3);
+        assert_eq!(lock_rows(&store, &leaver).await, 1, "one session is left");
+        assert_eq!(lock_rows(&store, &stayer).await, 1);
+
+        assert_eq!(store.purge_expired(NOW, batch).await.unwrap(), 1);
+        assert_eq!(lock_rows(&store, &leaver).await, 0, "the user id is gone");
+        assert_eq!(
+            lock_rows(&store, &stayer).await,
+            1,
+            "a live session keeps it"
+        );
+
+        // The cap still works for both after the clean-up.
+        let cap_one = SessionLimit::new(NonZeroU32::new(1).unwrap(), LimitMode::EvictOldest);
+        store
+            .create(record(&leaver, NOW + time::Duration::hours(1)), cap_one)
+            .await
+            .unwrap();
+        assert_eq!(lock_rows(&store, &leaver).await, 1);
+        let listed = store
+            .list(&stayer, NOW, NonZeroUsize::new(10).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+    }
+
+    /// Purges running while the same users log in under a cap: every login succeeds, the cap
+    /// holds, and once all sessions are gone no lock row is left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn purge_races_capped_logins() {
+        let Some(store) = support::store(Backend::MySql).await else {
+            return;
+        };
+        let cap = SessionLimit::new(NonZeroU32::new(2).unwrap(), LimitMode::EvictOldest);
+        let users: Vec<UserId> = (0..4)
+            .map(|i| UserId::new(format!("racer{i}")).unwrap())
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for user in &users {
+            for i in 0..6 {
+                let store = store.clone();
+                let user = user.clone();
+                tasks.spawn(async move {
+                    // Half already expired (purge fodder), half live.
+                    let expires = if i % 2 == 0 {
+                        NOW - time::Duration::seconds(1)
+                    } else {
+                        NOW + time::Duration::hours(1)
+                    };
+                    let mut r = record(&user, expires);
+                    r.created_at = NOW - time::Duration::days(2) + time::Duration::seconds(i);
+                    store.create(r, cap).await.unwrap();
+                });
+            }
+        }
+        for _ in 0..6 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                store
+                    .purge_expired(NOW, NonZeroU32::new(3).unwrap())
+                    .await
+                    .unwrap();
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.unwrap();
+        }
+        for user in &users {
+            let live = store
+                .list(user, NOW, NonZeroUsize::new(10).unwrap())
+                .await
+                .unwrap();
+            assert!(live.len() <= 2, "{user}: {} live", live.len());
+        }
+        let far = NOW + time::Duration::days(365);
+        while store
+            .purge_expired(far, NonZeroU32::new(100).unwrap())
+            .await
+            .unwrap()
+            > 0
+        {}
+        for user in &users {
+            assert_eq!(lock_rows(&store, user).await, 0, "{user}");
+        }
+    }
+}

@@ -118,6 +118,7 @@ struct Expected {
     create_rejected: usize,
     rotate_won: usize,
     rotate_lost: usize,
+    purge: usize,
 }
 
 macro_rules! expect_count {
@@ -187,15 +188,28 @@ async fn count(backend: Backend, expected: Expected) {
     let won = expect_count!(
         "rotate (won)",
         expected.rotate_won,
-        store.rotate(rotation).await.unwrap()
+        store.rotate(rotation.clone()).await.unwrap()
     );
     assert!(matches!(won, RotateOutcome::Rotated(ref r) if r.generation == 1));
     let lost = expect_count!(
         "rotate (lost)",
         expected.rotate_lost,
-        store.rotate(rotation).await.unwrap()
+        store.rotate(rotation.clone()).await.unwrap()
     );
     assert!(matches!(lost, RotateOutcome::Rejected(ref r) if r.generation == 1));
+    let moved = DeviceInfo::new().with_user_agent("moved");
+    let with_device = Rotation {
+        presented: hash(2),
+        next: hash(9),
+        device: Some(moved.clone()),
+        ..rotation
+    };
+    let won = expect_count!(
+        "rotate (won, recording the device)",
+        expected.rotate_won,
+        store.rotate(with_device).await.unwrap()
+    );
+    assert!(matches!(won, RotateOutcome::Rotated(ref r) if r.generation == 2 && r.device == moved));
 
     let listed = expect_count!(
         "list",
@@ -257,9 +271,16 @@ async fn count(backend: Backend, expected: Expected) {
     );
     assert_eq!(revoked, 1);
 
+    let secret = expect_count!(
+        "shared_secret",
+        2,
+        store.shared_secret("counted", &[7; 32]).await.unwrap()
+    );
+    assert_eq!(secret, vec![7; 32]);
+
     let purged = expect_count!(
         "purge_expired",
-        1,
+        expected.purge,
         store
             .purge_expired(NOW + time::Duration::days(2), NonZeroU32::new(100).unwrap())
             .await
@@ -279,6 +300,7 @@ async fn sqlite_statement_counts() {
             create_rejected: 1,
             rotate_won: 1,
             rotate_lost: 2,
+            purge: 1,
         },
     )
     .await;
@@ -296,6 +318,7 @@ async fn postgres_statement_counts() {
             create_rejected: 4,
             rotate_won: 1,
             rotate_lost: 2,
+            purge: 1,
         },
     )
     .await;
@@ -313,6 +336,9 @@ async fn mysql_statement_counts() {
             create_rejected: 4,
             rotate_won: 2,
             rotate_lost: 1,
+            // SET TRANSACTION ISOLATION LEVEL READ COMMITTED, BEGIN, SELECT of the expired
+            // sessions, DELETE of them, DELETE of their users' orphaned lock rows, COMMIT.
+            purge: 6,
         },
     )
     .await;

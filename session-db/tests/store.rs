@@ -14,13 +14,18 @@ use session_conformance::scenarios::record_at;
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
 
 use session_core::time::OffsetDateTime;
 use session_core::time::macros::datetime;
 use session_core::{
-    AppData, ConfigError, DeviceInfo, Error, LimitMode, Revocation, RevokeReason, SessionId,
-    SessionLimit, SessionRecord, SessionStore, TokenHash, UserId,
+    AppData, ConfigError, DeviceInfo, Error, LimitMode, Revocation, RevokeReason, RotateOutcome,
+    Rotation, SessionConfig, SessionId, SessionLimit, SessionManager, SessionRecord, SessionStore,
+    TokenHash, UserId,
 };
+use session_db::sea_orm::sea_query::{Alias, IntoIden};
+use session_db::sea_orm::{ConnectionTrait, DynIden, Statement};
+use session_db::sea_orm_migration::{MigrationTrait, MigratorTraitSelf};
 use session_db::{ConnectError, DbConfig, DbStore};
 use support::Backend;
 
@@ -162,6 +167,143 @@ async fn missing_table_is_a_backend_error(backend: Backend) {
     assert!(std::error::Error::source(&error).is_some());
 }
 
+/// A rotation with a device stores it in the same step; without one, the stored device stays.
+async fn rotation_records_the_device(backend: Backend) {
+    let Some(store) = support::store(backend).await else {
+        return;
+    };
+    let r = record("roamer", NOW);
+    store
+        .create(r.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let seen = DeviceInfo::new()
+        .with_user_agent("elsewhere/2.0")
+        .with_ip(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        .with_device_name("laptop");
+    let later = NOW + time::Duration::seconds(5);
+    let rotation = Rotation {
+        id: r.id,
+        presented: r.token_hash,
+        next: TokenHash::from_bytes([9; 32]),
+        now: later,
+        idle_expires_at: later + time::Duration::hours(1),
+        device: Some(seen.clone()),
+    };
+    let RotateOutcome::Rotated(rotated) = store.rotate(rotation.clone()).await.unwrap() else {
+        panic!("the current hash rotates");
+    };
+    assert_eq!(rotated.device, seen);
+    assert_eq!(store.find(&r.id).await.unwrap().unwrap(), rotated);
+
+    let plain = Rotation {
+        presented: rotated.token_hash,
+        next: TokenHash::from_bytes([10; 32]),
+        device: None,
+        ..rotation
+    };
+    let RotateOutcome::Rotated(again) = store.rotate(plain).await.unwrap() else {
+        panic!("the current hash rotates");
+    };
+    assert_eq!(again.device, seen, "no device given: the stored one stays");
+    assert_eq!(again.generation, 2);
+    assert_eq!(store.find(&r.id).await.unwrap().unwrap(), again);
+}
+
+/// Every store declares its app-data bound; `SessionManager::new` refuses a configuration above
+/// it. SQLite's and PostgreSQL's columns hold more than the 16 MiB a configuration may ask
+/// for; MySQL's bound is the server's `max_allowed_packet` minus 64 KiB.
+async fn app_data_bound_is_declared(backend: Backend) {
+    let Some(store) = support::store(backend).await else {
+        return;
+    };
+    let declared = store.capabilities().max_app_data_bytes.unwrap();
+    let most = 16 * 1024 * 1024;
+    let store = Arc::new(store);
+    if backend == Backend::MySql {
+        let packet = usize::try_from(store.max_allowed_packet().unwrap()).unwrap();
+        assert_eq!(declared, packet - 64 * 1024);
+    } else {
+        assert!(declared > most, "{declared}");
+        assert_eq!(store.max_allowed_packet(), None);
+    }
+    let at_bound = SessionConfig::default().with_max_app_data_bytes(declared.min(most));
+    SessionManager::new(store.clone(), at_bound).unwrap();
+    if declared < most {
+        let above = SessionConfig::default().with_max_app_data_bytes(declared + 1);
+        let error = SessionManager::new(store, above).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::ExceedsStore { max, .. } if max == declared),
+            "{error:?}"
+        );
+    }
+}
+
+/// The first migration alone, as the previous version of this crate applied it.
+struct FirstMigrationOnly(session_db::TableName);
+
+#[async_trait::async_trait]
+impl MigratorTraitSelf for FirstMigrationOnly {
+    fn migrations(&self) -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = session_db::migrations(&self.0);
+        all.truncate(1);
+        all
+    }
+
+    fn migration_table_name(&self) -> DynIden {
+        Alias::new(format!("{}_migrations", self.0)).into_iden()
+    }
+}
+
+/// A schema made by the previous version (the first migration only) upgrades with `migrate`:
+/// sessions stay, shared secrets work, and on MySQL the lock rows of users without sessions
+/// (which that version never removed) are dropped while the others stay.
+async fn an_existing_schema_upgrades(backend: Backend) {
+    if support::skip(backend) {
+        return;
+    }
+    let store = DbStore::connect_with(support::config(backend))
+        .await
+        .unwrap();
+    FirstMigrationOnly(store.table().clone())
+        .up(store.connection(), None)
+        .await
+        .unwrap();
+    let cap = SessionLimit::new(NonZeroU32::new(3).unwrap(), LimitMode::EvictOldest);
+    let kept = record("kept", NOW);
+    store.create(kept.clone(), cap).await.unwrap();
+    let error = store.shared_secret("key", &[1; 32]).await.unwrap_err();
+    assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+    let db = store.connection();
+    let locks = format!("`{}_user_locks`", store.table());
+    if backend == Backend::MySql {
+        db.execute_unprepared(&format!(
+            "INSERT INTO {locks} (user_id) VALUES ('ghost'), ('ghost2')"
+        ))
+        .await
+        .unwrap();
+    }
+
+    store.migrate().await.unwrap();
+    assert_eq!(store.find(&kept.id).await.unwrap(), Some(kept));
+    assert_eq!(
+        store.shared_secret("key", &[1; 32]).await.unwrap(),
+        vec![1; 32]
+    );
+    if backend == Backend::MySql {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT CAST(GROUP_CONCAT(user_id ORDER BY user_id) AS CHAR) FROM {locks}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let left: String = row.try_get_by_index(0).unwrap();
+        assert_eq!(left, "kept", "only users with sessions keep a lock row");
+    }
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite_file {
@@ -191,7 +333,72 @@ on_every_backend!(
     failed_login_rolls_back_its_evictions,
     migrate_is_idempotent_and_tables_are_separate,
     missing_table_is_a_backend_error,
+    rotation_records_the_device,
+    app_data_bound_is_declared,
+    an_existing_schema_upgrades,
 );
+
+/// MySQL: app data above the server's `max_allowed_packet` is refused at once with a
+/// non-retryable backend error that says so (the server would close the connection instead of
+/// answering), whether the store read the limit at connect or not; the store keeps working. App
+/// data right at the declared bound goes through a login and comes back byte for byte.
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_app_data_above_the_packet_limit() {
+    let Some(store) = support::store(Backend::MySql).await else {
+        return;
+    };
+    let packet = usize::try_from(store.max_allowed_packet().unwrap()).unwrap();
+    let oversized = AppData::from_json(format!("\"{}\"", "x".repeat(packet + 1024))).unwrap();
+    // The same pool without what the connect learned: the limit is read before sending.
+    let unread = DbStore::new(store.connection().clone())
+        .unwrap()
+        .with_table(store.table().clone());
+    assert_eq!(unread.max_allowed_packet(), None);
+    for (label, store) in [("read at connect", &store), ("read on demand", &unread)] {
+        let mut r = record("hoarder", NOW);
+        r.data = Some(oversized.clone());
+        let started = std::time::Instant::now();
+        let error = store.create(r, SessionLimit::UNLIMITED).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(error, Error::Backend { .. }), "{label}: {error:?}");
+        assert!(!error.is_retryable());
+        let message = std::error::Error::source(&error).unwrap().to_string();
+        assert!(message.contains("max_allowed_packet"), "{message}");
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "{label}: {took:?}"
+        );
+        let fine = record("hoarder", NOW);
+        store
+            .create(fine.clone(), SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+        assert_eq!(store.find(&fine.id).await.unwrap(), Some(fine));
+    }
+    assert_eq!(unread.max_allowed_packet(), Some(packet as u64));
+
+    let bound = store.capabilities().max_app_data_bytes.unwrap();
+    let manager = SessionManager::new(
+        Arc::new(store.clone()),
+        SessionConfig::default().with_max_app_data_bytes(bound),
+    )
+    .unwrap();
+    let largest = AppData::from_json(format!("\"{}\"", "y".repeat(bound - 2))).unwrap();
+    assert_eq!(largest.len(), bound);
+    let login = manager
+        .login(
+            &UserId::new("hoarder").unwrap(),
+            session_core::LoginRequest::new().with_data(largest.clone()),
+        )
+        .await
+        .unwrap();
+    let read = store.find(&login.session.id).await.unwrap().unwrap();
+    assert_eq!(
+        read.data.as_ref().map(AppData::as_json),
+        Some(largest.as_json())
+    );
+}
 
 #[tokio::test]
 async fn malformed_urls_are_config_errors() {
