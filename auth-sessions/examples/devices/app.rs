@@ -9,13 +9,13 @@ use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
 /// What the login form posts.
 #[derive(serde::Deserialize)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     user: String,
     password: String,
 }
 
 /// The whole app: every route, wired to the sessions in one call.
-pub fn app(auth: &SessionAuth) -> Router {
+pub(crate) fn app(auth: &SessionAuth) -> Router {
     auth.wire(
         Router::new()
             .route("/", get(|| async { Redirect::to("/devices") }))
