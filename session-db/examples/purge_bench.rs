@@ -107,7 +107,7 @@ async fn run(backend: &str, url: &str, rows: u32, batch: NonZeroU32) -> Result<(
     }
     let left = count(&store).await?;
     println!(
-        "{backend:>8}: filled in {:.1} s; purged {purged} rows in {:.2} s ({:.0} rows/s, {} statements); \
+        "{backend:>8}: filled in {:.1} s; purged {purged} rows in {:.2} s ({:.0} rows/s, {} passes); \
          {left} rows left, live sessions intact: {intact}",
         filled.as_secs_f64(),
         took.as_secs_f64(),
@@ -222,6 +222,7 @@ async fn drop_tables(store: &DbStore) -> Result<(), BoxError> {
         t.to_owned(),
         format!("{t}_migrations"),
         format!("{t}_user_locks"),
+        format!("{t}_secrets"),
     ];
     for name in names {
         let quoted = match store.dialect() {
