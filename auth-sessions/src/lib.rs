@@ -50,15 +50,15 @@ pub use storage::{
     DatabaseSettings, MemorySettings, NotCompiled, RedisSettings, StorageConfig, connect,
 };
 
+/// The axum integration (`session-axum`), when the `axum` feature is on.
+#[cfg(feature = "axum")]
+pub use session_axum as web;
 /// The database store's crate, when a database feature is on.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use session_db as db;
 /// The memory store's crate, when the `memory` feature is on.
 #[cfg(feature = "memory")]
 pub use session_memory as memory;
-/// The axum integration (`session-axum`), when the `axum` feature is on.
-#[cfg(feature = "axum")]
-pub use session_axum as web;
 /// The Redis store's crate, when the `redis` feature is on.
 #[cfg(feature = "redis")]
 pub use session_redis as redis;

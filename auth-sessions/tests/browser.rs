@@ -69,7 +69,10 @@ async fn driver() -> Driver {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "chromedriver did not listen"
@@ -123,7 +126,11 @@ async fn sign_in(client: &Client, base: &str, user: &str) {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(client).await, "/devices", "signed in, on the devices page");
+    assert_eq!(
+        path(client).await,
+        "/devices",
+        "signed in, on the devices page"
+    );
 }
 
 async fn path(client: &Client) -> String {
@@ -172,7 +179,11 @@ async fn devices_page_lists_and_revokes_sessions_in_a_real_browser() {
     sign_in(&phone, &base, "alice").await;
     assert_eq!(rows(&phone).await, 2);
     laptop.refresh().await.unwrap();
-    assert_eq!(rows(&laptop).await, 2, "the laptop sees the phone's session");
+    assert_eq!(
+        rows(&laptop).await,
+        2,
+        "the laptop sees the phone's session"
+    );
 
     // The laptop revokes the phone's session: the only row with a button.
     laptop
@@ -190,7 +201,11 @@ async fn devices_page_lists_and_revokes_sessions_in_a_real_browser() {
 
     // The phone's next request fails: it is sent to sign in again.
     phone.refresh().await.unwrap();
-    assert_eq!(path(&phone).await, "/login", "the revoked session is refused");
+    assert_eq!(
+        path(&phone).await,
+        "/login",
+        "the revoked session is refused"
+    );
     assert_eq!(rows(&laptop).await, 1);
 
     // Logging out sends the laptop to the sign-in page, and the devices page stays closed.

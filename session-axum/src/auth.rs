@@ -15,7 +15,9 @@ use crate::access::{AccessKey, AccessTokens};
 use crate::client::ClientInfo;
 use crate::config::WebConfig;
 use crate::error::ApiError;
+use crate::extract::AuthSession;
 use crate::issued::Issued;
+use crate::view::SessionView;
 
 /// The [`SessionStore::shared_secret`](session_core::SessionStore::shared_secret) name of the
 /// HS256 access-token key kept in the store when no key is configured.
@@ -183,6 +185,20 @@ impl SessionAuth {
             .refresh_with(refresh_token, RefreshRequest::new().with_device(client.0))
             .await?;
         self.issue(refreshed.session, refreshed.token)
+    }
+
+    /// The signed-in user's live sessions as a devices page shows them, newest first, the
+    /// current one marked (what `GET /sessions` answers).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Session`] with the manager's errors.
+    pub async fn sessions(&self, me: &AuthSession) -> Result<Vec<SessionView>, ApiError> {
+        let sessions = self.inner.manager.list(&me.user_id).await?;
+        Ok(sessions
+            .iter()
+            .map(|record| SessionView::new(record, Some(&me.session_id)))
+            .collect())
     }
 
     fn issue(

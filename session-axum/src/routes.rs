@@ -32,7 +32,6 @@ use crate::config::Transport;
 use crate::error::ApiError;
 use crate::extract::AuthSession;
 use crate::issued::{Issued, see_other};
-use crate::view::SessionView;
 use crate::{cookies, csrf};
 
 /// Where a form post goes back to.
@@ -177,12 +176,7 @@ async fn logout_others(
 }
 
 async fn list(auth: SessionAuth, me: AuthSession) -> Result<Response, ApiError> {
-    let sessions = auth.manager().list(&me.user_id).await?;
-    let views: Vec<SessionView> = sessions
-        .iter()
-        .map(|record| SessionView::new(record, Some(&me.session_id)))
-        .collect();
-    let mut response = Json(views).into_response();
+    let mut response = Json(auth.sessions(&me).await?).into_response();
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -99,7 +99,10 @@ pub struct Refreshed {
 
 /// Logs users in, validates and refreshes their sessions, and logs them out.
 ///
-/// Cloning is cheap; share one manager across handlers.
+/// Cloning is cheap; share one manager across handlers. Its calls run on Tokio and bound
+/// themselves with a Tokio timer, so the runtime needs its time driver (`enable_all` or
+/// `enable_time`, as `#[tokio::main]` does); without one Tokio panics, as it does for the
+/// stores' drivers.
 ///
 /// # Refresh, reuse and the grace window
 ///

@@ -1,11 +1,12 @@
-//! The app itself: a login form, a "Your devices" page, and the ready routes under `/auth`.
+//! The app itself: a login form, a "Your devices" page, and the ready routes under `/auth`
+//! (refresh, logout, logout of the other devices, revoke one session).
 
 use auth_sessions::UserId;
 use auth_sessions::web::{ApiError, AuthSession, ClientInfo, SessionAuth, SessionView};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use html_escape::encode_text as text;
 
 /// What the login form posts.
 #[derive(serde::Deserialize)]
@@ -19,7 +20,10 @@ pub(crate) fn app(auth: &SessionAuth) -> Router {
     auth.wire(
         Router::new()
             .route("/", get(|| async { Redirect::to("/devices") }))
-            .route("/login", get(login_page).post(login))
+            .route(
+                "/login",
+                get(|| async { Html(include_str!("login.html")) }).post(login),
+            )
             .route("/devices", get(devices)),
     )
 }
@@ -37,43 +41,32 @@ async fn login(
     Ok(auth.login(&user, client).await?.redirect("/devices"))
 }
 
-/// Lists the user's sessions, each with a button that revokes it.
+/// Lists the user's sessions, each other one with a button that revokes it.
 async fn devices(auth: SessionAuth, me: Option<AuthSession>) -> Result<Response, ApiError> {
     let Some(me) = me else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let sessions = auth.manager().list(&me.user_id).await?;
-    let rows: String = sessions
-        .iter()
-        .map(|session| row(&SessionView::new(session, Some(&me.session_id))))
-        .collect();
-    let page = format!(
+    let rows: String = auth.sessions(&me).await?.iter().map(row).collect();
+    let user = text(me.user_id.as_str());
+    Ok(Html(format!(
         include_str!("devices.html"),
-        user = text(me.user_id.as_str()),
+        user = user,
         rows = rows
-    );
-    Ok(Html(page).into_response())
+    ))
+    .into_response())
 }
 
-fn row(view: &SessionView) -> String {
-    let action = if view.current {
-        "<td class=\"current\">this device</td>".to_owned()
+fn row(session: &SessionView) -> String {
+    let action = if session.current {
+        "this device".to_owned()
     } else {
-        format!(
-            "<td><form method=\"post\" action=\"/auth/sessions/{}/revoke?redirect=/devices\">\
-             <button>Revoke</button></form></td>",
-            attr(&view.id.to_string())
-        )
+        let revoke = format!("/auth/sessions/{}/revoke?redirect=/devices", session.id);
+        format!(r#"<form method="post" action="{revoke}"><button>Revoke</button></form>"#)
     };
+    let agent = text(session.user_agent.as_deref().unwrap_or("unknown device"));
+    let ip = session.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let seen = session.last_active_at.date();
     format!(
-        "<tr class=\"session\" data-id=\"{id}\"><td>{agent}</td><td>{ip}</td><td>{seen}</td>{action}</tr>",
-        id = attr(&view.id.to_string()),
-        agent = text(view.user_agent.as_deref().unwrap_or("unknown device")),
-        ip = view.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        seen = view.last_active_at.date(),
+        r#"<tr class="session"><td>{agent}</td><td>{ip}</td><td>{seen}</td><td>{action}</td></tr>"#
     )
-}
-
-async fn login_page() -> Html<&'static str> {
-    Html(include_str!("login.html"))
 }

@@ -34,7 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let auth = SessionAuth::new(sessions.manager().clone(), WebConfig::default()).await?;
     let addr = std::env::var("DEVICES_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    #[expect(clippy::print_stdout, reason = "an example tells where to point the browser")]
+    #[expect(
+        clippy::print_stdout,
+        reason = "an example tells where to point the browser"
+    )]
     {
         println!("Your devices: http://{}/login", listener.local_addr()?);
     }

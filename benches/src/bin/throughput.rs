@@ -471,7 +471,9 @@ fn footprint_in_child(count: usize, raw: bool) -> Result<f64, BenchError> {
 
 /// The child side of [`footprint_in_child`]: prints bytes per session.
 fn footprint_child(count: usize, raw: bool) -> Result<(), BenchError> {
+    // The manager bounds every call with a Tokio timer, so the runtime needs its time driver.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .map_err(|e| BenchError::new("runtime", e))?;
     runtime.block_on(async {
