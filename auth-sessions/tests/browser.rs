@@ -126,15 +126,28 @@ async fn sign_in(client: &Client, base: &str, user: &str) {
         .click()
         .await
         .unwrap();
-    assert_eq!(
-        path(client).await,
-        "/devices",
-        "signed in, on the devices page"
-    );
+    wait_for(client, "/devices").await;
 }
 
 async fn path(client: &Client) -> String {
     client.current_url().await.unwrap().path().to_owned()
+}
+
+/// Waits until the browser shows `expected` (a click returns before the navigation it starts
+/// ends), and fails after 10 s.
+async fn wait_for(client: &Client, expected: &str) {
+    let started = Instant::now();
+    loop {
+        let now = path(client).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the browser stays on {now}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn rows(client: &Client) -> usize {
@@ -193,8 +206,15 @@ async fn devices_page_lists_and_revokes_sessions_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&laptop).await, "/devices");
-    assert_eq!(rows(&laptop).await, 1);
+    wait_for(&laptop, "/devices").await;
+    let started = Instant::now();
+    while rows(&laptop).await != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the revoked session stays listed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     if let Ok(shot) = laptop.screenshot().await {
         let _ = std::fs::write(std::env::temp_dir().join("devices-page.png"), shot);
     }
@@ -216,9 +236,9 @@ async fn devices_page_lists_and_revokes_sessions_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&laptop).await, "/login");
+    wait_for(&laptop, "/login").await;
     laptop.goto(&format!("{base}/devices")).await.unwrap();
-    assert_eq!(path(&laptop).await, "/login");
+    wait_for(&laptop, "/login").await;
 
     laptop.close().await.unwrap();
     phone.close().await.unwrap();
