@@ -19,9 +19,8 @@ use crate::extract::AuthSession;
 use crate::issued::Issued;
 use crate::view::SessionView;
 
-/// The [`SessionStore::shared_secret`](session_core::SessionStore::shared_secret) name of the
-/// HS256 access-token key kept in the store when no key is configured.
-pub const ACCESS_KEY_SECRET: &str = "access-token-key";
+/// What the access-token key is derived for, from a configured secret.
+const ACCESS_PURPOSE: &str = "access-token hs256";
 
 /// The web side of the sessions: build it once at start-up, then [`SessionAuth::wire`] it into
 /// the router. Cloning is cheap.
@@ -60,9 +59,14 @@ impl std::fmt::Debug for SessionAuth {
 }
 
 impl SessionAuth {
-    /// Access tokens signed with HS256 under a key kept in the store (created there by the
-    /// first instance, read by every other), so instances sharing the store accept each
-    /// other's tokens with nothing to configure. Also reads the manager's rotation key.
+    /// Access tokens signed with HS256 under a key derived from
+    /// [`WebConfig::access_key`], or else from the manager's configured
+    /// [`rotation_key`](session_core::SessionConfig::rotation_key): every instance with the same
+    /// configuration accepts the others' tokens. With neither, the key is random and this
+    /// process's own, which suits one instance (a restart costs each client one refresh); with
+    /// several, each would refuse the others' tokens, so this is logged as a warning. The key is
+    /// never kept in the session store, so a dump of it cannot mint access tokens. Also reads the
+    /// manager's rotation key.
     ///
     /// # Errors
     ///
@@ -71,15 +75,24 @@ impl SessionAuth {
     pub async fn new(manager: SessionManager, config: WebConfig) -> Result<Self, ConnectError> {
         config.validate()?;
         manager.load_rotation_key().await?;
-        let mut candidate = Zeroizing::new([0_u8; 32]);
-        getrandom::fill(candidate.as_mut()).map_err(|e| Error::backend("os-rng", e.to_string()))?;
-        let secret = Zeroizing::new(
-            manager
-                .store()
-                .shared_secret(ACCESS_KEY_SECRET, candidate.as_ref())
-                .await?,
-        );
-        let key = AccessKey::hs256("store-1", &secret)?;
+        let key = match (&config.access_key, &manager.config().rotation_key) {
+            (Some(secret), _) => {
+                AccessKey::hs256("configured", secret.derive(ACCESS_PURPOSE).as_ref())?
+            }
+            (None, Some(rotation)) => {
+                AccessKey::hs256("rotation", rotation.derive(ACCESS_PURPOSE).as_ref())?
+            }
+            (None, None) => {
+                tracing::warn!(
+                    "no access_key nor rotation_key configured: access tokens are signed with a \
+                     key of this process alone; configure one if several instances serve the app"
+                );
+                let mut secret = Zeroizing::new([0_u8; 32]);
+                getrandom::fill(secret.as_mut())
+                    .map_err(|e| Error::backend("os-rng", e.to_string()))?;
+                AccessKey::hs256("process", secret.as_ref())?
+            }
+        };
         Ok(Self::with_keys(manager, config, key, Vec::new())?)
     }
 

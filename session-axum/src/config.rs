@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use session_core::ConfigError;
+use session_core::{ConfigError, RotationKey};
+
+/// A configured access-token secret: standard base64 of at least 32 bytes, redacted in `Debug`,
+/// zeroized on drop (the same type as the manager's rotation key).
+pub type AccessSecret = RotationKey;
 
 /// How the tokens travel between the client and the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -64,6 +68,7 @@ impl Default for CookieConfig {
 /// | field | default | allowed |
 /// |---|---|---|
 /// | `transport` | `cookie` | `cookie`, `bearer` |
+/// | `access_key` | none: derived from `session.rotation_key`, else one per process | base64 of at least 32 bytes |
 /// | `access_ttl` | 10 minutes | 10 s to 1 day |
 /// | `access_check` | `store` | `store`, `signature` |
 /// | `issuer` | `auth-sessions` | 1 to 255 bytes |
@@ -78,6 +83,10 @@ impl Default for CookieConfig {
 pub struct WebConfig {
     /// How tokens travel.
     pub transport: Transport,
+    /// The HS256 secret access tokens are signed with, the same on every instance (see
+    /// [`SessionAuth::new`](crate::SessionAuth::new) for what happens without one). Never kept
+    /// in the session store: a dump of the store must not let anyone mint access tokens.
+    pub access_key: Option<AccessSecret>,
     /// How long an access token is accepted. Short, because with
     /// [`AccessCheck::Signature`] a revocation waits for it.
     #[serde(with = "humantime_serde")]
@@ -103,6 +112,7 @@ impl Default for WebConfig {
     fn default() -> Self {
         Self {
             transport: Transport::Cookie,
+            access_key: None,
             access_ttl: Duration::from_secs(600),
             access_check: AccessCheck::Store,
             issuer: "auth-sessions".to_owned(),
@@ -119,6 +129,13 @@ impl WebConfig {
     #[must_use]
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Sets [`WebConfig::access_key`].
+    #[must_use]
+    pub fn with_access_key(mut self, key: Option<AccessSecret>) -> Self {
+        self.access_key = key;
         self
     }
 
@@ -231,6 +248,7 @@ mod tests {
             access_ttl = "5m"
             access_check = "signature"
             trusted_proxies = ["10.0.0.0/8", "::1/128"]
+            access_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
             allowed_origins = ["https://app.example"]
             [cookie]
             secure = false
@@ -242,6 +260,11 @@ mod tests {
         assert_eq!(config.access_ttl, Duration::from_secs(300));
         assert_eq!(config.trusted_proxies.len(), 2);
         assert!(!config.cookie.secure);
+        assert!(config.access_key.is_some());
+        assert!(
+            !format!("{config:?}").contains("AAECAwQF"),
+            "the secret is redacted"
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@
 //!
 //! | decision | choice | why |
 //! |---|---|---|
-//! | access token | JWT, HS256 by default (a 256-bit key kept in the store and shared by every instance) or EdDSA; `kid` in every header; algorithm pinned per key; issuer checked | a well-kept implementation (`jsonwebtoken`), no `alg: none`, key rotation without downtime |
+//! | access token | JWT, HS256 by default (a 256-bit key derived from the configured access key or rotation key, never kept in the session store) or EdDSA; `kid` in every header; algorithm pinned per key; issuer checked | a well-kept implementation (`jsonwebtoken`), no `alg: none`, key rotation without downtime; a dump of the store cannot mint access tokens |
 //! | access token lifetime | 10 minutes | with the default store check it bounds nothing but replay after theft; with signature-only checks it bounds how long a revoked session keeps working |
 //! | per-request check | the store (default) or the signature alone | revocation takes effect at the next request by default |
 //! | refresh token transport (browsers) | `HttpOnly; Secure; SameSite=Strict` cookie, `Path` = the auth routes | no script can read it (XSS), no other site can send it, ordinary pages never carry it |
@@ -70,9 +70,9 @@ pub mod routes;
 mod view;
 
 pub use access::{AccessClaims, AccessKey, AccessTokens, IssuedAccess};
-pub use auth::{ACCESS_KEY_SECRET, SessionAuth};
+pub use auth::SessionAuth;
 pub use client::ClientInfo;
-pub use config::{AccessCheck, CookieConfig, Transport, WebConfig};
+pub use config::{AccessCheck, AccessSecret, CookieConfig, Transport, WebConfig};
 pub use error::{AccessTokenError, ApiError};
 pub use extract::AuthSession;
 pub use issued::Issued;

@@ -492,3 +492,50 @@ async fn forwarding_headers_count_only_from_trusted_proxies() {
     .await;
     assert_eq!(spoofed(&behind_proxy).await["session"]["ip"], "203.0.113.5");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_a_configured_key_accept_each_others_access_tokens() {
+    use session_axum::{ClientInfo, SessionAuth};
+    use session_core::{RotationKey, SessionManager, UserId};
+
+    let store = store();
+    let instance = |session: SessionConfig, web: WebConfig| {
+        let store = Arc::clone(&store);
+        async move {
+            SessionAuth::new(SessionManager::new(store, session).unwrap(), web)
+                .await
+                .unwrap()
+        }
+    };
+    let user = UserId::new("lee").unwrap();
+    let now = session_core::time::OffsetDateTime::now_utc();
+    let keyed =
+        SessionConfig::default().with_rotation_key(Some(RotationKey::new([5; 32]).unwrap()));
+    let a = instance(keyed.clone(), WebConfig::default()).await;
+    let b = instance(keyed, WebConfig::default()).await;
+    let token = a.login(&user, ClientInfo::default()).await.unwrap();
+    assert!(b.access_tokens().verify(&token.access().token, now).is_ok());
+
+    let secret = RotationKey::new([6; 32]).unwrap();
+    let web = WebConfig::default().with_access_key(Some(secret));
+    let c = instance(SessionConfig::default(), web.clone()).await;
+    let d = instance(SessionConfig::default(), web).await;
+    let token = c.login(&user, ClientInfo::default()).await.unwrap();
+    assert!(d.access_tokens().verify(&token.access().token, now).is_ok());
+    assert!(
+        a.access_tokens()
+            .verify(&token.access().token, now)
+            .is_err()
+    );
+
+    // Without a configured key each process signs with its own: nothing is read from the store.
+    let e = instance(SessionConfig::default(), WebConfig::default()).await;
+    let f = instance(SessionConfig::default(), WebConfig::default()).await;
+    let token = e.login(&user, ClientInfo::default()).await.unwrap();
+    assert!(e.access_tokens().verify(&token.access().token, now).is_ok());
+    assert!(
+        f.access_tokens()
+            .verify(&token.access().token, now)
+            .is_err()
+    );
+}

@@ -56,6 +56,7 @@ impl Server {
     fn signal(&self, signal: &str) -> bool {
         Command::new("kill")
             .args([signal, &self.child.id().to_string()])
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|status| status.success())
     }

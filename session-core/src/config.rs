@@ -87,6 +87,11 @@ pub struct SessionConfig {
     /// use), so every instance sharing the store agrees. A configured key wins over the stored
     /// one. Its `Debug` is redacted.
     ///
+    /// A configured key is the stronger choice: the stored one sits in the same database (or
+    /// Redis) as the sessions, so whoever holds both a dump of it and a stolen former token
+    /// could compute that session's current token. A dump alone still signs nobody in: a store
+    /// keeps no token, only hashes.
+    ///
     /// To replace a key, configure the new one on every instance (or, for the stored key,
     /// delete it from the store and restart every instance). Sessions keep working: the current
     /// token is checked by its hash alone. Only links made under the old key are no longer

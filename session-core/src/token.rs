@@ -331,6 +331,18 @@ impl RotationKey {
             .map_err(|_| TokenError::WeakKey)?;
         Self::new(bytes)
     }
+
+    /// A 32-byte key for another use, derived from this one (HMAC-SHA-256 of `purpose`): every
+    /// instance holding this key derives the same, and neither key reveals the other. The web
+    /// integration signs access tokens with one when no access key is configured.
+    #[must_use]
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"auth-sessions derived key v1\0");
+        mac.update(purpose.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
 }
 
 impl PartialEq for RotationKey {
@@ -470,6 +482,17 @@ mod tests {
         let stranger = token();
         let target = chain.last().unwrap().hash();
         assert_eq!(stranger.rotations_to(&key, &target, 100), None);
+    }
+
+    #[test]
+    fn derived_keys_are_stable_and_separate() {
+        let key = RotationKey::new([7_u8; 32]).unwrap();
+        let same = RotationKey::new([7_u8; 32]).unwrap();
+        let other = RotationKey::new([8_u8; 32]).unwrap();
+        assert_eq!(*key.derive("access"), *same.derive("access"));
+        assert_ne!(*key.derive("access"), *key.derive("other"));
+        assert_ne!(*key.derive("access"), *other.derive("access"));
+        assert_ne!(key.derive("access").as_slice(), [7_u8; 32].as_slice());
     }
 
     #[test]
