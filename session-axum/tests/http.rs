@@ -508,7 +508,7 @@ async fn instances_sharing_a_configured_key_accept_each_others_access_tokens() {
         }
     };
     let user = UserId::new("lee").unwrap();
-    let now = session_core::time::OffsetDateTime::now_utc();
+    let now = session_core::Clock::now(&session_core::SystemClock);
     let keyed =
         SessionConfig::default().with_rotation_key(Some(RotationKey::new([5; 32]).unwrap()));
     let a = instance(keyed.clone(), WebConfig::default()).await;
