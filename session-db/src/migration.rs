@@ -283,6 +283,23 @@ impl Types {
     }
 }
 
+/// Runs, one by one, the statements `build` writes for the connection's dialect.
+async fn run_statements(
+    manager: &SchemaManager<'_>,
+    table: &TableName,
+    build: fn(Dialect, &TableName) -> Vec<String>,
+) -> Result<(), DbErr> {
+    let dialect = Dialect::from_backend(manager.get_database_backend())
+        .map_err(|e| DbErr::Migration(e.to_string()))?;
+    for statement in build(dialect, table) {
+        manager
+            .get_connection()
+            .execute_unprepared(&statement)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The first migration: the sessions table, its indexes and (MySQL) the per-user lock table.
 struct CreateSessions {
     table: TableName,
@@ -301,15 +318,7 @@ impl MigrationName for CreateSessions {
 )]
 impl MigrationTrait for CreateSessions {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let dialect = Dialect::from_backend(manager.get_database_backend())
-            .map_err(|e| DbErr::Migration(e.to_string()))?;
-        for statement in sessions_sql(dialect, &self.table) {
-            manager
-                .get_connection()
-                .execute_unprepared(&statement)
-                .await?;
-        }
-        Ok(())
+        run_statements(manager, &self.table, sessions_sql).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -348,15 +357,7 @@ impl MigrationName for CreateSecrets {
 )]
 impl MigrationTrait for CreateSecrets {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let dialect = Dialect::from_backend(manager.get_database_backend())
-            .map_err(|e| DbErr::Migration(e.to_string()))?;
-        for statement in secrets_sql(dialect, &self.table) {
-            manager
-                .get_connection()
-                .execute_unprepared(&statement)
-                .await?;
-        }
-        Ok(())
+        run_statements(manager, &self.table, secrets_sql).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

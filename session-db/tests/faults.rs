@@ -216,21 +216,22 @@ mod servers {
         )
     }
 
-    /// Copies `from` to `to`, holding the bytes back while `frozen` is set.
-    async fn relay(
+    /// Copies `from` to `to` chunk by chunk, awaiting `gate` before writing each chunk.
+    async fn relay<G, F>(
         mut from: tokio::net::tcp::OwnedReadHalf,
         mut to: tokio::net::tcp::OwnedWriteHalf,
-        frozen: Arc<AtomicBool>,
-    ) {
+        gate: G,
+    ) where
+        G: Fn() -> F,
+        F: std::future::Future<Output = ()>,
+    {
         let mut buf = vec![0_u8; 16 * 1024];
         loop {
             let n = match from.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            while frozen.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            gate().await;
             let Some(bytes) = buf.get(..n) else {
                 return;
             };
@@ -240,13 +241,20 @@ mod servers {
         }
     }
 
-    /// Forwards connections to `port` on to `target`; while `frozen` is set the server seems
-    /// to stop answering (connections stay open, nothing comes back).
-    async fn forward_freezable(
+    /// Forwards connections to `port` on to `target`; `up` gates each chunk of the client's
+    /// requests, `down` each chunk of the server's replies.
+    async fn forward_gated<U, UF, D, DF>(
         port: u16,
         target: String,
-        frozen: Arc<AtomicBool>,
-    ) -> tokio::task::JoinHandle<()> {
+        up: U,
+        down: D,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        U: Fn() -> UF + Clone + Send + Sync + 'static,
+        UF: std::future::Future<Output = ()> + Send + 'static,
+        D: Fn() -> DF + Clone + Send + Sync + 'static,
+        DF: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         tokio::spawn(async move {
             loop {
@@ -258,10 +266,28 @@ mod servers {
                 };
                 let (in_read, in_write) = inbound.into_split();
                 let (out_read, out_write) = outbound.into_split();
-                tokio::spawn(relay(in_read, out_write, Arc::clone(&frozen)));
-                tokio::spawn(relay(out_read, in_write, Arc::clone(&frozen)));
+                tokio::spawn(relay(in_read, out_write, up.clone()));
+                tokio::spawn(relay(out_read, in_write, down.clone()));
             }
         })
+    }
+
+    /// Forwards connections to `port` on to `target`; while `frozen` is set the server seems
+    /// to stop answering (connections stay open, nothing comes back).
+    async fn forward_freezable(
+        port: u16,
+        target: String,
+        frozen: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let gate = move || {
+            let frozen = Arc::clone(&frozen);
+            async move {
+                while frozen.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        forward_gated(port, target, gate.clone(), gate).await
     }
 
     /// A server that accepted the connection and then stops answering: every operation fails
@@ -324,82 +350,37 @@ mod servers {
         delay_ms: AtomicU64,
     }
 
-    /// Copies the client's requests to the server, counting them for `hold`.
-    async fn relay_requests(
-        mut from: tokio::net::tcp::OwnedReadHalf,
-        mut to: tokio::net::tcp::OwnedWriteHalf,
-        hold: Arc<Hold>,
-    ) {
-        let mut buf = vec![0_u8; 16 * 1024];
-        loop {
-            let n = match from.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            if hold.armed.load(Ordering::SeqCst)
-                && hold
-                    .pass
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_err()
-            {
-                hold.holding.store(true, Ordering::SeqCst);
-            }
-            let Some(bytes) = buf.get(..n) else {
-                return;
-            };
-            if to.write_all(bytes).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Copies the server's replies to the client, holding each back while `hold` says so.
-    async fn relay_delayed(
-        mut from: tokio::net::tcp::OwnedReadHalf,
-        mut to: tokio::net::tcp::OwnedWriteHalf,
-        hold: Arc<Hold>,
-    ) {
-        let mut buf = vec![0_u8; 16 * 1024];
-        loop {
-            let n = match from.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            if hold.holding.load(Ordering::SeqCst) {
-                let delay = hold.delay_ms.load(Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-            let Some(bytes) = buf.get(..n) else {
-                return;
-            };
-            if to.write_all(bytes).await.is_err() {
-                return;
-            }
-        }
-    }
-
     /// Forwards connections to `port` on to `target`; the server's replies are held as `hold`
-    /// says (the statements themselves go through at once).
+    /// says (the statements themselves go through at once, counted for `hold`).
     async fn forward_delaying(
         port: u16,
         target: String,
         hold: Arc<Hold>,
     ) -> tokio::task::JoinHandle<()> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let Ok(outbound) = TcpStream::connect(&target).await else {
-                    continue;
-                };
-                let (in_read, in_write) = inbound.into_split();
-                let (out_read, out_write) = outbound.into_split();
-                tokio::spawn(relay_requests(in_read, out_write, Arc::clone(&hold)));
-                tokio::spawn(relay_delayed(out_read, in_write, Arc::clone(&hold)));
+        let requests = {
+            let hold = Arc::clone(&hold);
+            move || {
+                if hold.armed.load(Ordering::SeqCst)
+                    && hold
+                        .pass
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_err()
+                {
+                    hold.holding.store(true, Ordering::SeqCst);
+                }
+                std::future::ready(())
             }
-        })
+        };
+        let replies = move || {
+            let hold = Arc::clone(&hold);
+            async move {
+                if hold.holding.load(Ordering::SeqCst) {
+                    let delay = hold.delay_ms.load(Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
+            }
+        };
+        forward_gated(port, target, requests, replies).await
     }
 
     /// The store applies a rotation but its reply comes after the manager's deadline: the call
@@ -483,20 +464,8 @@ mod servers {
 
     /// Forwards every connection to `port` on to `target` until aborted.
     async fn forward(port: u16, target: String) -> tokio::task::JoinHandle<()> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let target = target.clone();
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        })
+        let open = || std::future::ready(());
+        forward_gated(port, target, open, open).await
     }
 
     pub(crate) async fn unreachable_then_back(backend: Backend) {
