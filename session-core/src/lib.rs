@@ -10,6 +10,8 @@
 //! - [`RefreshToken`]: `v1.<session-id>.<secret>`, a 256-bit secret from the OS RNG; stores keep
 //!   only its SHA-256 ([`TokenHash`]).
 //! - [`Clock`]: stores never read the wall clock; tests drive time with [`ManualClock`].
+//! - [`InstrumentedStore`] and [`Telemetry`]: `tracing` spans and `metrics` counters and
+//!   histograms, never carrying a token, secret or hash (metric names in [`telemetry`]).
 //!
 //! This crate pulls in no database driver: store authors depend on it alone.
 //!
@@ -39,6 +41,7 @@ mod config;
 mod error;
 mod events;
 mod id;
+pub mod telemetry;
 mod manager;
 mod record;
 mod store;
@@ -51,6 +54,7 @@ pub use config::{ConfigError, SessionConfig};
 pub use error::{BoxError, ConnectError, DeadlineExceeded, Error, InputError};
 pub use events::{EventSink, SessionEvent};
 pub use id::{RoutingTag, SessionId};
+pub use telemetry::{InstrumentedStore, Telemetry, error_kind};
 pub use manager::{Login, LoginRequest, RefreshRequest, Refreshed, SessionManager};
 pub use record::{AppData, DeviceInfo, Revocation, RevokeReason, SessionRecord};
 pub use store::{
