@@ -41,24 +41,26 @@
 //! # }
 //! ```
 
+mod load;
 mod setup;
 mod storage;
 
+pub use load::{CONFIG_FILE_VAR, DATABASE_URL_VAR, ENV_PREFIX, LoadError, REDIS_URL_VAR};
 pub use session_core::*;
-pub use setup::{CleanupSettings, Migrate, Sessions, SessionsConfig};
+pub use setup::{CleanupSettings, Migrate, Sessions, SessionsBuilder, SessionsConfig};
 pub use storage::{
     DatabaseSettings, MemorySettings, NotCompiled, RedisSettings, StorageConfig, connect,
 };
 
+/// The axum integration (`session-axum`), when the `axum` feature is on.
+#[cfg(feature = "axum")]
+pub use session_axum as web;
 /// The database store's crate, when a database feature is on.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use session_db as db;
 /// The memory store's crate, when the `memory` feature is on.
 #[cfg(feature = "memory")]
 pub use session_memory as memory;
-/// The axum integration (`session-axum`), when the `axum` feature is on.
-#[cfg(feature = "axum")]
-pub use session_axum as web;
 /// The Redis store's crate, when the `redis` feature is on.
 #[cfg(feature = "redis")]
 pub use session_redis as redis;

@@ -41,10 +41,10 @@ mod config;
 mod error;
 mod events;
 mod id;
-pub mod telemetry;
 mod manager;
 mod record;
 mod store;
+pub mod telemetry;
 mod token;
 mod user;
 
@@ -54,13 +54,13 @@ pub use config::{ConfigError, SessionConfig};
 pub use error::{BoxError, ConnectError, DeadlineExceeded, Error, InputError};
 pub use events::{EventSink, SessionEvent};
 pub use id::{RoutingTag, SessionId};
-pub use telemetry::{InstrumentedStore, Telemetry, error_kind};
 pub use manager::{Login, LoginRequest, RefreshRequest, Refreshed, SessionManager};
 pub use record::{AppData, DeviceInfo, Revocation, RevokeReason, SessionRecord};
 pub use store::{
     CreateOutcome, LimitMode, ROTATION_KEY_SECRET, RotateOutcome, Rotation, SessionLimit,
     SessionStore, StoreCapabilities, check_shared_secret_args,
 };
+pub use telemetry::{InstrumentedStore, Telemetry, error_kind};
 pub use token::{
     RefreshToken, RotationKey, SECRET_LEN, TOKEN_LEN, TOKEN_VERSION, TokenError, TokenHash,
 };

@@ -797,8 +797,13 @@ impl SessionManager {
     ///
     /// Store errors.
     pub async fn logout_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, Error> {
-        self.revoke_all(user, Some(keep), RevokeReason::LogoutOthers, "logout_others")
-            .await
+        self.revoke_all(
+            user,
+            Some(keep),
+            RevokeReason::LogoutOthers,
+            "logout_others",
+        )
+        .await
     }
 
     /// Revokes the user's sessions after a password change or reset, optionally keeping the
@@ -812,8 +817,13 @@ impl SessionManager {
         user: &UserId,
         keep: Option<&SessionId>,
     ) -> Result<u64, Error> {
-        self.revoke_all(user, keep, RevokeReason::PasswordChanged, "password_changed")
-            .await
+        self.revoke_all(
+            user,
+            keep,
+            RevokeReason::PasswordChanged,
+            "password_changed",
+        )
+        .await
     }
 
     /// The user's live sessions, newest first, at most [`SessionConfig::max_listed`].

@@ -87,9 +87,7 @@ pub fn error_kind(error: &Error) -> &'static str {
         Error::RefreshRaced => "refresh_raced",
         Error::LimitReached { .. } => "limit_reached",
         Error::InvalidInput(_) => "invalid_input",
-        Error::Unavailable { source, .. } if source.is::<DeadlineExceeded>() => {
-            "deadline_exceeded"
-        }
+        Error::Unavailable { source, .. } if source.is::<DeadlineExceeded>() => "deadline_exceeded",
         Error::Unavailable { .. } => "unavailable",
         Error::Backend { .. } => "backend",
     }
@@ -231,11 +229,11 @@ impl InstrumentedStore {
                 span.record("outcome", kind);
                 if self.metrics {
                     metrics::counter!(
-                    STORE_ERRORS,
-                    "store" => self.name,
-                    "operation" => operation,
-                    "kind" => kind
-                )
+                        STORE_ERRORS,
+                        "store" => self.name,
+                        "operation" => operation,
+                        "kind" => kind
+                    )
                     .increment(1);
                 }
                 span.in_scope(|| tracing::debug!(error = %error, "store call failed"));
@@ -271,8 +269,12 @@ impl SessionStore for InstrumentedStore {
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
     ) -> Result<bool, Error> {
-        self.call("touch", Some(id), self.inner.touch(id, now, idle_expires_at))
-            .await
+        self.call(
+            "touch",
+            Some(id),
+            self.inner.touch(id, now, idle_expires_at),
+        )
+        .await
     }
 
     async fn rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
