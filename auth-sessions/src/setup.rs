@@ -271,7 +271,6 @@ impl Sessions {
     /// # Ok(())
     /// # }
     /// ```
-    #[must_use]
     pub fn builder(config: SessionsConfig) -> SessionsBuilder {
         SessionsBuilder {
             config,

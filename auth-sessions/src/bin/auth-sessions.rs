@@ -567,7 +567,8 @@ async fn stats(cx: &Context) -> Result<(), Failure> {
         _ => format!("\"{ident}\""),
     };
     let table = quote(store.table().as_str());
-    let now = auth_sessions::truncate_to_micros(OffsetDateTime::now_utc());
+    let now =
+        auth_sessions::truncate_to_micros(auth_sessions::Clock::now(&auth_sessions::SystemClock));
     let at = match dialect {
         Dialect::Sqlite => Value::BigInt(Some(
             i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX),
