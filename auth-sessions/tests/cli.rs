@@ -1,8 +1,8 @@
 //! The `auth-sessions` binary against real stores: every subcommand on SQLite (and on
-//! PostgreSQL and Redis when those features are on), bad arguments, a store that is down, and
+//! PostgreSQL, MariaDB and Redis when those features are on), bad arguments, a store that is down, and
 //! configuration errors. Each run is a child process with its own environment.
 //!
-//! PostgreSQL and Redis must be running on 127.0.0.1 (`scripts/services.sh up`).
+//! PostgreSQL, MariaDB and Redis must be running on 127.0.0.1 (`scripts/services.sh up`).
 
 #![allow(
     clippy::unwrap_used,
@@ -324,6 +324,36 @@ async fn every_subcommand_on_postgres() {
         ))
         .await
         .unwrap();
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn every_subcommand_on_mariadb() {
+    use auth_sessions::db::sea_orm::ConnectionTrait;
+    let url = "mysql://root@127.0.0.1:3306/test";
+    let table = unique("cli");
+    let env = [
+        ("DATABASE_URL", url),
+        ("AUTH_SESSIONS_STORAGE__TABLE", table.as_str()),
+    ];
+    database_flow(
+        &env,
+        database_config(url, &table),
+        "start MariaDB with scripts/services.sh up",
+    )
+    .await;
+    let store = auth_sessions::db::DbStore::connect(url).await.unwrap();
+    for dropped in [
+        table.clone(),
+        format!("{table}_migrations"),
+        format!("{table}_user_locks"),
+    ] {
+        store
+            .connection()
+            .execute_unprepared(&format!("DROP TABLE IF EXISTS `{dropped}`"))
+            .await
+            .unwrap();
+    }
 }
 
 #[cfg(feature = "redis")]

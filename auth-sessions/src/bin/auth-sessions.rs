@@ -30,7 +30,13 @@ use serde::Serialize;
 
 /// Administer auth sessions: migrations, schema, listing, inspection, revocation, purge.
 #[derive(Debug, Parser)]
-#[command(name = "auth-sessions", version, about, long_about = None)]
+#[command(
+    name = "auth-sessions",
+    version,
+    about = "Administer auth sessions: migrations, schema, listing, inspection, revocation, purge, statistics",
+    long_about = None,
+    after_help = "Configuration: --config FILE or AUTH_SESSIONS_CONFIG, then DATABASE_URL / REDIS_URL, then AUTH_SESSIONS_<SECTION>__<KEY> variables.\nExit codes: 0 ok, 1 not found or not live, 2 bad arguments, 3 not confirmed, 4 unsupported by the store, 69 store unavailable, 70 store failed, 78 invalid configuration."
+)]
 struct Cli {
     /// A TOML configuration file (default: the file named by AUTH_SESSIONS_CONFIG, if any).
     #[arg(long, short, global = true, value_name = "FILE")]
