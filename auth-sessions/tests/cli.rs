@@ -396,6 +396,68 @@ async fn show_list_revoke_on_redis() {
     assert!(stderr(&stats).contains("database"));
 }
 
+/// Runs the binary on a pseudo-terminal (util-linux `script`), typing `typed`.
+fn on_terminal(env: &[(&str, &str)], args: &str, typed: &str) -> Output {
+    use std::io::Write as _;
+    let mut command = Command::new("script");
+    command
+        .env_clear()
+        .args(["-qec", &format!("{BIN} {args}"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("`script` (util-linux) is needed for this test: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(typed.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn revoking_a_users_sessions_asks_on_a_terminal() {
+    let (_dir, url) = sqlite_setup();
+    let env = [("DATABASE_URL", url.as_str())];
+    assert_eq!(code(&cli(&env, &["migrate"])), 0);
+    let seeded = seed(database_config(&url, "auth_sessions"), "").await;
+    assert_eq!(seeded.alice.len(), 3);
+    let declined = on_terminal(&env, "revoke --user alice", "n\n");
+    assert_eq!(code(&declined), 3, "{}", stdout(&declined));
+    assert!(stdout(&declined).contains("[y/N]"), "{}", stdout(&declined));
+    assert_eq!(
+        json(&env, &["list", "--user", "alice"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "declined: nothing revoked"
+    );
+    let accepted = on_terminal(&env, "revoke --user alice", "y\n");
+    assert_eq!(code(&accepted), 0, "{}", stdout(&accepted));
+    assert!(stdout(&accepted).contains("revoked 3 session(s) (logout_all)"));
+    assert_eq!(
+        json(&env, &["list", "--user", "alice"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // One session needs no confirmation.
+    let bob = on_terminal(&env, "revoke --user bob", "");
+    assert_eq!(code(&bob), 0, "{}", stdout(&bob));
+    assert!(!stdout(&bob).contains("[y/N]"));
+}
+
 #[test]
 fn schema_prints_each_dialect() {
     for (dialect, marker) in [
