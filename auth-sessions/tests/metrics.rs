@@ -217,3 +217,52 @@ fn store_errors_are_counted_by_kind() {
         1
     );
 }
+
+/// A store that is down: every failed call is counted by kind, and the login by its outcome.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_store_that_is_down_is_counted_as_unavailable() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let user = UserId::new("erin-down").unwrap();
+    let ((), snapshot) = with_recorder(|| {
+        runtime.block_on(async {
+            // Nothing listens on port 1; `lazy` starts without connecting.
+            let mut config: SessionsConfig = toml::from_str(
+                r#"
+                migrate = false
+                [storage]
+                type = "database"
+                url = "postgres://postgres@127.0.0.1:1/test"
+                lazy = true
+                acquire_timeout = "200ms"
+                "#,
+            )
+            .unwrap();
+            config.session = config
+                .session
+                .with_rotation_key(Some(RotationKey::from_base64(KEY_B64).unwrap()));
+            config.cleanup.enabled = false;
+            let sessions = Sessions::start(config).await.unwrap();
+            let login = sessions.manager().login(&user, LoginRequest::new()).await;
+            assert!(matches!(login, Err(Error::Unavailable { .. })), "{login:?}");
+            sessions.shutdown().await;
+        });
+    });
+    assert_eq!(counter(&snapshot, LOGINS, &[("outcome", "unavailable")]), 1);
+    assert_eq!(
+        counter(
+            &snapshot,
+            STORE_ERRORS,
+            &[
+                ("store", "postgres"),
+                ("operation", "create"),
+                ("kind", "unavailable")
+            ]
+        ),
+        1
+    );
+    assert_eq!(histogram_samples(&snapshot, STORE_LATENCY, "create"), 1);
+}
