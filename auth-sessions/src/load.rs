@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
-use figment::value::{Dict, Map};
+use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use session_core::ConfigError;
 
@@ -56,6 +56,19 @@ impl From<figment::Error> for LoadError {
     }
 }
 
+/// Settings that are always text, read from the environment as written even when they look
+/// like a number or a boolean (`AUTH_SESSIONS_STORAGE__PASSWORD=12345`). Any other value that
+/// must be text but looks like a number can be written in double quotes.
+const TEXT_KEYS: [&str; 7] = [
+    "url",
+    "password",
+    "username",
+    "key_prefix",
+    "table",
+    "host",
+    "master_name",
+];
+
 /// Environment variables under a prefix, `__` separating nested keys, whose errors name the
 /// variable exactly (`AUTH_SESSIONS_SESSION__IDLE_TIMEOUT`).
 struct PrefixedEnv(Env);
@@ -75,8 +88,25 @@ impl Provider for PrefixedEnv {
         })
     }
 
+    /// Values are read as `figment` reads environment variables (`5` a number, `true` a
+    /// boolean, `[a, b]` an array, `"…"` a string), except the settings that are always text
+    /// ([`TEXT_KEYS`]: a password of digits stays a string).
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        self.0.data()
+        let mut dict = Dict::new();
+        for (key, text) in self.0.iter() {
+            let leaf = key.as_str().rsplit('.').next().unwrap_or_default();
+            let value = if TEXT_KEYS.contains(&leaf) {
+                Value::from(text)
+            } else {
+                text.parse::<Value>().unwrap_or_else(|never| match never {})
+            };
+            if let Value::Dict(_, nested) = figment::util::nest(key.as_str(), value) {
+                merge_dicts(&mut dict, nested);
+            }
+        }
+        let mut data = Map::new();
+        data.insert(Profile::Default, dict);
+        Ok(data)
     }
 }
 
@@ -139,6 +169,11 @@ impl SessionsConfig {
     /// 4. variables named `AUTH_SESSIONS_<SECTION>__<KEY>`, for instance
     ///    `AUTH_SESSIONS_SESSION__IDLE_TIMEOUT=14d`, `AUTH_SESSIONS_STORAGE__TYPE=redis`,
     ///    `AUTH_SESSIONS_STORAGE__KEY_PREFIX=auth:`, `AUTH_SESSIONS_TELEMETRY__REDACT_USER_IDS=true`.
+    ///
+    /// A variable's value reads as a number, a boolean, an array (`[a, b]`) or a table
+    /// (`{mode = "cluster", nodes = ["10.0.0.1:7000"]}`) when it looks like one; URLs, hosts,
+    /// user names, passwords, key prefixes and table names are always text. Quote any other
+    /// text that looks like a number (`"0123"`).
     ///
     /// Add your own providers to the result before [`SessionsConfig::from_figment`] if you need
     /// more layers.

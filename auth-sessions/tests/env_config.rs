@@ -102,7 +102,7 @@ fn the_environment_overrides_the_file() {
 #[test]
 fn database_url_selects_and_configures_the_database() {
     jailed(|jail| {
-        jail.set_env("DATABASE_URL", "postgres://app@db.internal/app");
+        jail.set_env("DATABASE_URL", "sqlite://sessions.db?mode=rwc");
         let config = load().unwrap();
         assert_eq!(config.storage.kind(), "database");
         #[cfg(feature = "sqlite")]
@@ -112,7 +112,7 @@ fn database_url_selects_and_configures_the_database() {
             };
             assert_eq!(
                 settings.url.as_deref(),
-                Some("postgres://app@db.internal/app")
+                Some("sqlite://sessions.db?mode=rwc")
             );
             // The prefixed variable wins over DATABASE_URL.
             jail.set_env("AUTH_SESSIONS_STORAGE__URL", "sqlite::memory:");
@@ -134,7 +134,7 @@ fn redis_url_selects_redis_and_is_ignored_for_another_type() {
         assert_eq!(config.storage.kind(), "redis");
         // With the type configured as memory, neither URL applies.
         jail.set_env("AUTH_SESSIONS_STORAGE__TYPE", "memory");
-        jail.set_env("DATABASE_URL", "postgres://app@db.internal/app");
+        jail.set_env("DATABASE_URL", "sqlite::memory:");
         let config = load().unwrap();
         assert_eq!(config.storage.kind(), "memory");
         // With the type configured as database, DATABASE_URL applies and REDIS_URL does not.
@@ -262,6 +262,47 @@ fn a_variable_that_is_set_but_empty_counts_as_unset() {
         jail.set_env("DATABASE_URL", "");
         jail.set_env("REDIS_URL", "redis://127.0.0.1:6379");
         assert_eq!(load().unwrap().storage.kind(), "redis");
+        Ok(())
+    });
+}
+
+#[test]
+fn values_that_look_like_numbers_or_booleans_stay_text_where_text_is_wanted() {
+    jailed(|jail| {
+        jail.set_env("AUTH_SESSIONS_STORAGE__TYPE", "database");
+        jail.set_env("AUTH_SESSIONS_STORAGE__TABLE", "sessions2");
+        jail.set_env("AUTH_SESSIONS_SESSION__SLIDING_EXPIRATION", "false");
+        jail.set_env("AUTH_SESSIONS_SESSION__MAX_LISTED", "42");
+        let config = load().unwrap();
+        assert!(!config.session.sliding_expiration);
+        assert_eq!(config.session.max_listed, 42);
+        Ok(())
+    });
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn a_redis_password_of_digits_is_a_string() {
+    jailed(|jail| {
+        jail.set_env("AUTH_SESSIONS_STORAGE__TYPE", "redis");
+        jail.set_env("AUTH_SESSIONS_STORAGE__PASSWORD", "12345");
+        jail.set_env("AUTH_SESSIONS_STORAGE__KEY_PREFIX", "true");
+        jail.set_env("AUTH_SESSIONS_STORAGE__PORT", "6380");
+        jail.set_env(
+            "AUTH_SESSIONS_STORAGE__TOPOLOGY",
+            "{mode=\"cluster\",nodes=[\"127.0.0.1:7000\",\"127.0.0.1:7001\"]}",
+        );
+        let config = load().unwrap();
+        let auth_sessions::StorageConfig::Redis(redis) = &config.storage else {
+            panic!("not redis: {config:?}");
+        };
+        assert_eq!(redis.password.as_deref(), Some("12345"));
+        assert_eq!(redis.key_prefix, "true");
+        assert_eq!(redis.port, 6380);
+        assert!(matches!(
+            redis.topology,
+            auth_sessions::redis::Topology::Cluster(_)
+        ));
         Ok(())
     });
 }
