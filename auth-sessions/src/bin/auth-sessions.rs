@@ -637,12 +637,12 @@ async fn stats(cx: &Context) -> Result<(), Failure> {
         revoked_by_reason,
     };
     output(cx.json, &stats, |s| {
-        println!("store:                    {}", s.store);
-        println!("sessions stored:          {}", s.total);
-        println!("live:                     {}", s.live);
-        println!("revoked (not yet expired): {}", s.revoked);
-        println!("expired (awaiting purge): {}", s.expired);
-        println!("users with live sessions: {}", s.users_with_live_sessions);
+        println!("store:                      {}", s.store);
+        println!("sessions stored:            {}", s.total);
+        println!("live:                       {}", s.live);
+        println!("revoked (not yet expired):  {}", s.revoked);
+        println!("expired (awaiting purge):   {}", s.expired);
+        println!("users with live sessions:   {}", s.users_with_live_sessions);
         for (reason, n) in &s.revoked_by_reason {
             println!("  revoked, {reason}: {n}");
         }
@@ -650,14 +650,12 @@ async fn stats(cx: &Context) -> Result<(), Failure> {
 }
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
-async fn stats(cx: &Context) -> Result<(), Failure> {
+async fn stats(_: &Context) -> Result<(), Failure> {
     Err(Failure::new(
         UNSUPPORTED,
         "unsupported",
-        format!(
-            "stats need a database store; the {} store keeps no countable index",
-            cx.config.storage.kind()
-        ),
+        "stats need a database store, and this build has none: rebuild with the `sqlite`, \
+         `postgres` or `mysql` feature",
     ))
 }
 
