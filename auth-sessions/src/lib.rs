@@ -11,6 +11,7 @@
 //! | `redis` | [`StorageConfig::Redis`]: standalone, Sentinel, Cluster, TLS | |
 //! | `memory` | [`StorageConfig::Memory`] | tests and local development only |
 //! | `axum` | `auth_sessions::web`: the axum integration (`session-axum`) | web apps |
+//! | `cli` | the `auth-sessions` admin binary | operators |
 //!
 //! Everything of `session-core` is re-exported here, so an app depends on this crate alone.
 //!
@@ -40,12 +41,45 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Configuration from a file and the environment
+//!
+//! [`SessionsConfig::load`] layers, lowest first: the defaults, a TOML file (given, or named by
+//! `AUTH_SESSIONS_CONFIG`), `DATABASE_URL` / `REDIS_URL` (the twelve-factor variables: the one
+//! matching the configured store type sets `storage.url`; with no type configured, the one set
+//! selects it), and `AUTH_SESSIONS_<SECTION>__<KEY>` variables
+//! (`AUTH_SESSIONS_SESSION__IDLE_TIMEOUT=14d`, `AUTH_SESSIONS_STORAGE__TYPE=redis`). It validates
+//! like [`Sessions::start`], and every error names the variable, or the file, at fault:
+//!
+//! ```text
+//! invalid `session.reuse_grace` (set by environment variable AUTH_SESSIONS_SESSION__REUSE_GRACE): `reuse_grace` is 3600s; allowed: 0s (off) to 5m
+//! ```
+//!
+//! ## Spans, metrics, event sinks
+//!
+//! [`Sessions::builder`] takes event sinks, a clock and [`Telemetry`] settings. Every manager
+//! call runs in an `INFO` span `session` and every store call in a `DEBUG` span `store`
+//! (operation, store, session id, outcome, latency; user ids only when not redacted; never a
+//! token, secret, hash or password). Counters and a latency histogram go through the
+//! [`metrics`](https://docs.rs/metrics) facade (names in [`telemetry`]); the `metrics` example
+//! exposes them in Prometheus format.
+//!
+//! ## The admin CLI
+//!
+//! With the `cli` feature, the `auth-sessions` binary reads the same configuration and runs
+//! `migrate`, `schema --dialect sqlite|postgres|mysql`, `list --user`, `show <session-id>`,
+//! `revoke --session|--user [--reason] [--yes]`, `purge` and `stats`, with `--json` output and
+//! exit codes for scripts (0 ok, 1 not found or not live, 2 bad arguments, 3 not confirmed,
+//! 4 unsupported by the store, 69 store unavailable, 70 store failed, 78 invalid
+//! configuration).
 
+mod load;
 mod setup;
 mod storage;
 
+pub use load::{CONFIG_FILE_VAR, DATABASE_URL_VAR, ENV_PREFIX, LoadError, REDIS_URL_VAR};
 pub use session_core::*;
-pub use setup::{CleanupSettings, Migrate, Sessions, SessionsConfig};
+pub use setup::{CleanupSettings, Migrate, Sessions, SessionsBuilder, SessionsConfig};
 pub use storage::{
     DatabaseSettings, MemorySettings, NotCompiled, RedisSettings, StorageConfig, connect,
 };

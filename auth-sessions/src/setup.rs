@@ -1,7 +1,12 @@
 //! One configuration for everything, and the running sessions it starts.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
-use session_core::{CleanupConfig, CleanupHandle, ConnectError, SessionConfig, SessionManager};
+use session_core::{
+    CleanupConfig, CleanupHandle, Clock, ConnectError, EventSink, InstrumentedStore, SessionConfig,
+    SessionEvent, SessionManager, SessionStore, Telemetry,
+};
 
 use crate::storage::{StorageConfig, connect};
 
@@ -33,6 +38,8 @@ pub struct SessionsConfig {
     pub cleanup: CleanupSettings,
     /// Create or upgrade the database schema at start (default `true`).
     pub migrate: Migrate,
+    /// Metrics on or off, user ids redacted or not, in spans and logs.
+    pub telemetry: Telemetry,
 }
 
 /// Whether [`Sessions::start`] migrates the database schema.
@@ -88,11 +95,135 @@ impl SessionsConfig {
         self
     }
 
+    /// Sets the telemetry settings.
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
     /// Sets the cleanup settings.
     #[must_use]
     pub fn with_cleanup(mut self, cleanup: CleanupSettings) -> Self {
         self.cleanup = cleanup;
         self
+    }
+}
+
+/// Starts [`Sessions`] with event sinks, a clock and telemetry settings: see
+/// [`Sessions::builder`].
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct SessionsBuilder {
+    config: SessionsConfig,
+    sinks: Vec<Arc<dyn EventSink>>,
+    clock: Option<Arc<dyn Clock>>,
+    store: Option<Arc<dyn SessionStore>>,
+}
+
+impl std::fmt::Debug for SessionsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionsBuilder")
+            .field("config", &self.config)
+            .field("sinks", &self.sinks.len())
+            .field("clock", &self.clock.is_some())
+            .field("store", &self.store.as_ref().map(|s| s.capabilities().name))
+            .finish()
+    }
+}
+
+/// Sends each event to several sinks, in the order they were added.
+struct FanOut(Vec<Arc<dyn EventSink>>);
+
+impl EventSink for FanOut {
+    fn on_event(&self, event: &SessionEvent) {
+        for sink in &self.0 {
+            sink.on_event(event);
+        }
+    }
+}
+
+impl SessionsBuilder {
+    /// Adds an event sink (an audit log, an alert on token reuse...). Every sink added receives
+    /// every event, in the order the sinks were added.
+    pub fn event_sink(mut self, sink: impl EventSink) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Adds an event sink already behind an `Arc`.
+    pub fn shared_event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Replaces the system clock (a [`ManualClock`](session_core::ManualClock) in tests); the
+    /// cleanup task uses it too.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Replaces [`SessionsConfig::telemetry`].
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.config.telemetry = telemetry;
+        self
+    }
+
+    /// Turns the metrics of the manager and of the store calls on or off (on by default; they
+    /// go to whatever `metrics` recorder the app installed, and cost next to nothing without
+    /// one).
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.config.telemetry.metrics = on;
+        self
+    }
+
+    /// Uses `store` instead of connecting the one [`SessionsConfig::storage`] describes (a
+    /// store of your own, or one shared with other code). No migration is run on it.
+    pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Validates the configuration, connects the store (see [`Sessions::start`]), wraps it in an
+    /// [`InstrumentedStore`] (spans on every store call; latency and error metrics when
+    /// metrics are on), builds the manager with the sinks, clock and telemetry, reads the
+    /// shared rotation key and starts the cleanup task when it should run.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sessions::start`].
+    pub async fn start(self) -> Result<Sessions, ConnectError> {
+        let config = self.config;
+        config.session.validate()?;
+        config.cleanup.config.validate()?;
+        let store = match self.store {
+            Some(store) => store,
+            None => connect(&config.storage, config.migrate.0).await?,
+        };
+        let native_expiry = store.capabilities().native_expiry;
+        let store: Arc<dyn SessionStore> =
+            Arc::new(InstrumentedStore::new(store).with_metrics(config.telemetry.metrics));
+        let mut manager =
+            SessionManager::new(store, config.session)?.with_telemetry(config.telemetry);
+        if let Some(clock) = self.clock {
+            manager = manager.with_clock(clock);
+        }
+        match self.sinks.len() {
+            0 => {}
+            1 => {
+                if let Some(sink) = self.sinks.into_iter().next() {
+                    manager = manager.with_events(sink);
+                }
+            }
+            _ => manager = manager.with_events(Arc::new(FanOut(self.sinks))),
+        }
+        manager.load_rotation_key().await?;
+        let cleanup = if config.cleanup.enabled && !native_expiry {
+            Some(manager.spawn_cleanup(config.cleanup.config)?)
+        } else {
+            None
+        };
+        Ok(Sessions { manager, cleanup })
     }
 }
 
@@ -114,19 +245,39 @@ impl Sessions {
     /// [`ConnectError::Config`] for invalid settings (checked before anything is contacted), a
     /// store whose cargo feature is off, or a limit above what the store can keep;
     /// [`ConnectError::Store`] when the backend cannot be reached or refuses.
+    ///
+    /// Same as `Sessions::builder(config).start()`; use [`Sessions::builder`] to attach event
+    /// sinks, a clock, or other telemetry settings.
     pub async fn start(config: SessionsConfig) -> Result<Self, ConnectError> {
-        config.session.validate()?;
-        config.cleanup.config.validate()?;
-        let store = connect(&config.storage, config.migrate.0).await?;
-        let native_expiry = store.capabilities().native_expiry;
-        let manager = SessionManager::new(store, config.session)?;
-        manager.load_rotation_key().await?;
-        let cleanup = if config.cleanup.enabled && !native_expiry {
-            Some(manager.spawn_cleanup(config.cleanup.config)?)
-        } else {
-            None
-        };
-        Ok(Self { manager, cleanup })
+        Self::builder(config).start().await
+    }
+
+    /// A builder that starts sessions from `config` with event sinks, a clock and telemetry
+    /// settings of your choosing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use auth_sessions::{Sessions, SessionsConfig, SessionEvent, StorageConfig, Telemetry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = SessionsConfig::new().with_storage(toml::from_str("type = \"memory\"")?);
+    /// let sessions = Sessions::builder(config)
+    ///     .event_sink(|event: &SessionEvent| tracing::info!(?event, "audit"))
+    ///     .telemetry(Telemetry::new().with_redact_user_ids(true))
+    ///     .start()
+    ///     .await?;
+    /// # sessions.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(config: SessionsConfig) -> SessionsBuilder {
+        SessionsBuilder {
+            config,
+            sinks: Vec::new(),
+            clock: None,
+            store: None,
+        }
     }
 
     /// The manager: call it from login, refresh and logout handlers. Clone it freely.

@@ -10,6 +10,8 @@
 //! - [`RefreshToken`]: `v1.<session-id>.<secret>`, a 256-bit secret from the OS RNG; stores keep
 //!   only its SHA-256 ([`TokenHash`]).
 //! - [`Clock`]: stores never read the wall clock; tests drive time with [`ManualClock`].
+//! - [`InstrumentedStore`] and [`Telemetry`]: `tracing` spans and `metrics` counters and
+//!   histograms, never carrying a token, secret or hash (metric names in [`telemetry`]).
 //!
 //! This crate pulls in no database driver: store authors depend on it alone.
 //!
@@ -42,6 +44,7 @@ mod id;
 mod manager;
 mod record;
 mod store;
+pub mod telemetry;
 mod token;
 mod user;
 
@@ -57,6 +60,7 @@ pub use store::{
     CreateOutcome, LimitMode, ROTATION_KEY_SECRET, RotateOutcome, Rotation, SessionLimit,
     SessionStore, StoreCapabilities, check_shared_secret_args,
 };
+pub use telemetry::{InstrumentedStore, Telemetry, error_kind};
 pub use token::{
     RefreshToken, RotationKey, SECRET_LEN, TOKEN_LEN, TOKEN_VERSION, TokenError, TokenHash,
 };

@@ -2,10 +2,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
+use tracing::{Instrument, Span, field};
 use zeroize::Zeroizing;
 
 use crate::cleanup::{CleanupConfig, CleanupHandle, spawn_cleanup};
@@ -16,6 +17,7 @@ use crate::events::{EventSink, SessionEvent};
 use crate::id::SessionId;
 use crate::record::{AppData, DeviceInfo, RevokeReason, SessionRecord};
 use crate::store::{CreateOutcome, ROTATION_KEY_SECRET, RotateOutcome, Rotation, SessionStore};
+use crate::telemetry::{self, Telemetry, error_kind};
 use crate::token::{RefreshToken, RotationKey, SECRET_LEN, TokenError};
 use crate::user::UserId;
 
@@ -154,6 +156,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: SessionConfig,
     events: Option<Arc<dyn EventSink>>,
+    telemetry: Telemetry,
     /// The configured rotation key, or the store's once read.
     key: OnceCell<RotationKey>,
 }
@@ -202,6 +205,7 @@ impl SessionManager {
                 clock: Arc::new(SystemClock),
                 config,
                 events: None,
+                telemetry: Telemetry::default(),
                 key,
             }),
         })
@@ -213,6 +217,7 @@ impl SessionManager {
             clock: Arc::clone(&shared.clock),
             config: shared.config.clone(),
             events: shared.events.clone(),
+            telemetry: shared.telemetry,
             key: shared.key.clone(),
         });
         let mut inner = inner;
@@ -232,6 +237,26 @@ impl SessionManager {
     #[must_use]
     pub fn with_events(self, events: Arc<dyn EventSink>) -> Self {
         self.rebuild(|inner| inner.events = Some(events))
+    }
+
+    /// Sets what the manager records besides its spans: its counters, and whether user ids are
+    /// redacted (see [`Telemetry`]).
+    ///
+    /// Every manager call runs in an `INFO` span named `session` with the fields `operation`
+    /// (`login`, `validate`, `get`, `refresh`, `logout`, `logout_all`, `logout_others`,
+    /// `password_changed`, `list`, `load_rotation_key`), `store`, `session.id` and `user.id`
+    /// when known, `outcome` (`ok`, `grace` for a refresh answered from the grace window, or an
+    /// [`error_kind`]) and `elapsed_us`. No span or event carries a token, a secret, a hash or a
+    /// password.
+    #[must_use]
+    pub fn with_telemetry(self, telemetry: Telemetry) -> Self {
+        self.rebuild(|inner| inner.telemetry = telemetry)
+    }
+
+    /// The telemetry settings.
+    #[must_use]
+    pub fn telemetry(&self) -> Telemetry {
+        self.inner.telemetry
     }
 
     /// The store.
@@ -263,6 +288,63 @@ impl SessionManager {
                     DeadlineExceeded { deadline },
                 ))
             })
+    }
+
+    /// The span of one manager call (see [`SessionManager::with_telemetry`]).
+    fn span(&self, operation: &'static str, user: Option<&UserId>, id: Option<&SessionId>) -> Span {
+        let span = tracing::info_span!(
+            "session",
+            operation,
+            store = self.inner.store.capabilities().name,
+            session.id = field::Empty,
+            user.id = field::Empty,
+            outcome = field::Empty,
+            elapsed_us = field::Empty,
+        );
+        if let Some(id) = id {
+            span.record("session.id", field::display(id));
+        }
+        if let Some(user) = user {
+            self.record_user(&span, user);
+        }
+        span
+    }
+
+    fn record_user(&self, span: &Span, user: &UserId) {
+        if self.inner.telemetry.redact_user_ids {
+            span.record("user.id", "redacted");
+        } else {
+            span.record("user.id", user.as_str());
+        }
+    }
+
+    /// Runs `call` within the deadline, inside `span`, and records its outcome and latency
+    /// there. `outcome` names a success (`ok` unless the call says otherwise).
+    async fn observe<T>(
+        &self,
+        span: Span,
+        call: impl Future<Output = Result<T, Error>>,
+        outcome: impl FnOnce(&T) -> &'static str,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let result = self.within(call).instrument(span.clone()).await;
+        span.record(
+            "elapsed_us",
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+        let label = match &result {
+            Ok(value) => outcome(value),
+            Err(error) => error_kind(error),
+        };
+        span.record("outcome", label);
+        result
+    }
+
+    /// Adds one to `counter` labelled with `outcome`, when metrics are on.
+    fn count_outcome(&self, counter: &'static str, outcome: &'static str) {
+        if self.inner.telemetry.metrics {
+            metrics::counter!(counter, "outcome" => outcome).increment(1);
+        }
     }
 
     /// The rotation key: the configured one, or the one the store keeps (created on first use
@@ -298,10 +380,15 @@ impl SessionManager {
     ///
     /// Store errors, within [`SessionConfig::operation_deadline`].
     pub async fn load_rotation_key(&self) -> Result<(), Error> {
-        self.within(async { self.key().await.map(|_| ()) }).await
+        let span = self.span("load_rotation_key", None, None);
+        self.observe(span, async { self.key().await.map(|_| ()) }, |()| "ok")
+            .await
     }
 
     fn emit(&self, event: SessionEvent) {
+        if self.inner.telemetry.metrics {
+            count_event(&event);
+        }
         if let Some(events) = &self.inner.events {
             events.on_event(&event);
         }
@@ -316,7 +403,24 @@ impl SessionManager {
     /// [`Error::InvalidInput`] for an oversized device name or app data (nothing is written; a
     /// user agent longer than [`DeviceInfo::MAX_USER_AGENT`] is cut at a character boundary
     /// instead), [`Error::LimitReached`] in reject mode at the cap, and store errors.
-    pub async fn login(&self, user: &UserId, mut request: LoginRequest) -> Result<Login, Error> {
+    pub async fn login(&self, user: &UserId, request: LoginRequest) -> Result<Login, Error> {
+        let span = self.span("login", Some(user), None);
+        let result = self
+            .observe(span.clone(), self.login_now(user, request, &span), |_| "ok")
+            .await;
+        self.count_outcome(
+            telemetry::LOGINS,
+            result.as_ref().map_or_else(error_kind, |_| "ok"),
+        );
+        result
+    }
+
+    async fn login_now(
+        &self,
+        user: &UserId,
+        mut request: LoginRequest,
+        span: &Span,
+    ) -> Result<Login, Error> {
         request.device = request.device.bounded();
         request.device.validate()?;
         if let Some(data) = &request.data {
@@ -333,6 +437,7 @@ impl SessionManager {
         let now = self.now();
         let config = &self.inner.config;
         let id = SessionId::generate(user);
+        span.record("session.id", field::display(&id));
         let token = RefreshToken::generate(id)?;
         let absolute_expires_at = after(now, config.absolute_lifetime);
         let record = SessionRecord {
@@ -351,9 +456,7 @@ impl SessionManager {
             data: request.data,
         };
         let limit = config.session_limit();
-        let outcome = self
-            .within(self.inner.store.create(record.clone(), limit))
-            .await?;
+        let outcome = self.inner.store.create(record.clone(), limit).await?;
         match outcome {
             CreateOutcome::Created { evicted } => {
                 tracing::debug!(session = %id, evicted = evicted.len(), "session created");
@@ -390,7 +493,8 @@ impl SessionManager {
     ///
     /// [`Error::NotFound`], [`Error::Expired`], [`Error::Revoked`], and store errors.
     pub async fn validate(&self, id: &SessionId) -> Result<SessionRecord, Error> {
-        self.within(self.validate_now(id)).await
+        let span = self.span("validate", None, Some(id));
+        self.observe(span, self.validate_now(id), |_| "ok").await
     }
 
     async fn validate_now(&self, id: &SessionId) -> Result<SessionRecord, Error> {
@@ -420,7 +524,11 @@ impl SessionManager {
     ///
     /// Store errors, within [`SessionConfig::operation_deadline`].
     pub async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
-        self.within(self.inner.store.find(id)).await
+        let span = self.span("get", None, Some(id));
+        self.observe(span, self.inner.store.find(id), |found| {
+            if found.is_some() { "ok" } else { "not_found" }
+        })
+        .await
     }
 
     /// Rotates a refresh token: the presented one stops working and a new one is returned.
@@ -453,19 +561,37 @@ impl SessionManager {
         token: &str,
         request: RefreshRequest,
     ) -> Result<Refreshed, Error> {
-        let presented = RefreshToken::parse(token)?;
-        let device = request.device.map(DeviceInfo::bounded);
-        if let Some(device) = &device {
-            device.validate()?;
-        }
-        self.within(self.rotate(presented, device)).await
+        let span = self.span("refresh", None, None);
+        let result = self
+            .observe(
+                span.clone(),
+                async {
+                    let presented = RefreshToken::parse(token)?;
+                    span.record("session.id", field::display(presented.session_id()));
+                    let device = request.device.map(DeviceInfo::bounded);
+                    if let Some(device) = &device {
+                        device.validate()?;
+                    }
+                    self.rotate(presented, device, &span).await
+                },
+                |(_, path)| path.label(),
+            )
+            .await;
+        self.count_outcome(
+            telemetry::REFRESHES,
+            result
+                .as_ref()
+                .map_or_else(error_kind, |(_, path)| path.label()),
+        );
+        result.map(|(refreshed, _)| refreshed)
     }
 
     async fn rotate(
         &self,
         presented: RefreshToken,
         device: Option<DeviceInfo>,
-    ) -> Result<Refreshed, Error> {
+        span: &Span,
+    ) -> Result<(Refreshed, RefreshPath), Error> {
         let key = self.key().await?;
         let id = presented.session_id();
         let next = presented.successor(key);
@@ -495,17 +621,22 @@ impl SessionManager {
         };
         match outcome {
             RotateOutcome::Rotated(session) => {
+                self.record_user(span, &session.user_id);
                 self.emit(SessionEvent::Refreshed {
                     session: id,
                     user: session.user_id.clone(),
                     generation: session.generation,
                 });
-                Ok(Refreshed {
-                    session,
-                    token: next,
-                })
+                Ok((
+                    Refreshed {
+                        session,
+                        token: next,
+                    },
+                    RefreshPath::Rotated,
+                ))
             }
             RotateOutcome::Rejected(current) => {
+                self.record_user(span, &current.user_id);
                 self.rejected(current, &presented, next, key, now).await
             }
             // Nothing to check the secret against: the same answer as a made-up secret.
@@ -522,7 +653,7 @@ impl SessionManager {
         next: RefreshToken,
         key: &RotationKey,
         now: OffsetDateTime,
-    ) -> Result<Refreshed, Error> {
+    ) -> Result<(Refreshed, RefreshPath), Error> {
         let config = &self.inner.config;
         let rotations_back = if current.token_hash == presented.hash() {
             0
@@ -553,10 +684,13 @@ impl SessionManager {
                 .is_some_and(|rotated| now < after(rotated, grace));
         if in_grace {
             if next.hash() == current.token_hash {
-                return Ok(Refreshed {
-                    session: current,
-                    token: next,
-                });
+                return Ok((
+                    Refreshed {
+                        session: current,
+                        token: next,
+                    },
+                    RefreshPath::Grace,
+                ));
             }
             // Rotated under another key (the key changed in between): no token to hand out.
             return Err(Error::RefreshRaced);
@@ -605,11 +739,14 @@ impl SessionManager {
     ///
     /// Store errors.
     pub async fn logout(&self, id: &SessionId) -> Result<bool, Error> {
+        let span = self.span("logout", None, Some(id));
         let revoked = self
-            .within(
+            .observe(
+                span,
                 self.inner
                     .store
                     .revoke(id, self.now(), RevokeReason::Logout),
+                |revoked| if *revoked { "ok" } else { "not_live" },
             )
             .await?;
         if revoked {
@@ -626,9 +763,15 @@ impl SessionManager {
         user: &UserId,
         keep: Option<&SessionId>,
         reason: RevokeReason,
+        operation: &'static str,
     ) -> Result<u64, Error> {
+        let span = self.span(operation, Some(user), keep);
         let count = self
-            .within(self.inner.store.revoke_all(user, keep, self.now(), reason))
+            .observe(
+                span,
+                self.inner.store.revoke_all(user, keep, self.now(), reason),
+                |_| "ok",
+            )
             .await?;
         if count > 0 {
             self.emit(SessionEvent::RevokedAll {
@@ -647,7 +790,8 @@ impl SessionManager {
     ///
     /// Store errors.
     pub async fn logout_all(&self, user: &UserId) -> Result<u64, Error> {
-        self.revoke_all(user, None, RevokeReason::LogoutAll).await
+        self.revoke_all(user, None, RevokeReason::LogoutAll, "logout_all")
+            .await
     }
 
     /// Logs the user out of every device but `keep` (the current one).
@@ -656,8 +800,13 @@ impl SessionManager {
     ///
     /// Store errors.
     pub async fn logout_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, Error> {
-        self.revoke_all(user, Some(keep), RevokeReason::LogoutOthers)
-            .await
+        self.revoke_all(
+            user,
+            Some(keep),
+            RevokeReason::LogoutOthers,
+            "logout_others",
+        )
+        .await
     }
 
     /// Revokes the user's sessions after a password change or reset, optionally keeping the
@@ -671,8 +820,13 @@ impl SessionManager {
         user: &UserId,
         keep: Option<&SessionId>,
     ) -> Result<u64, Error> {
-        self.revoke_all(user, keep, RevokeReason::PasswordChanged)
-            .await
+        self.revoke_all(
+            user,
+            keep,
+            RevokeReason::PasswordChanged,
+            "password_changed",
+        )
+        .await
     }
 
     /// The user's live sessions, newest first, at most [`SessionConfig::max_listed`].
@@ -681,10 +835,13 @@ impl SessionManager {
     ///
     /// Store errors.
     pub async fn list(&self, user: &UserId) -> Result<Vec<SessionRecord>, Error> {
-        self.within(
+        let span = self.span("list", Some(user), None);
+        self.observe(
+            span,
             self.inner
                 .store
                 .list(user, self.now(), self.inner.config.list_limit()),
+            |_| "ok",
         )
         .await
     }
@@ -701,6 +858,44 @@ impl SessionManager {
             Arc::clone(&self.inner.clock),
             config,
         )
+    }
+}
+
+/// How a successful refresh was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefreshPath {
+    /// The compare-and-swap won.
+    Rotated,
+    /// The immediately previous token, inside the grace window: the winner's token again.
+    Grace,
+}
+
+impl RefreshPath {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Rotated => "ok",
+            Self::Grace => "grace",
+        }
+    }
+}
+
+/// The counters an event feeds: revocations by reason, evictions, detected reuse.
+fn count_event(event: &SessionEvent) {
+    match event {
+        SessionEvent::Created { evicted, .. } if !evicted.is_empty() => {
+            metrics::counter!(telemetry::EVICTIONS).increment(evicted.len() as u64);
+        }
+        SessionEvent::Revoked { reason, .. } => {
+            metrics::counter!(telemetry::REVOCATIONS, "reason" => reason.as_str()).increment(1);
+        }
+        SessionEvent::RevokedAll { count, reason, .. } => {
+            metrics::counter!(telemetry::REVOCATIONS, "reason" => reason.as_str())
+                .increment(*count);
+        }
+        SessionEvent::ReuseDetected { .. } => {
+            metrics::counter!(telemetry::REUSE_DETECTED).increment(1);
+        }
+        _ => {}
     }
 }
 
