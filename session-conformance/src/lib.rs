@@ -45,9 +45,14 @@
 //! [`StoreCapabilities::native_expiry`](session_core::StoreCapabilities); the purge scenarios
 //! then check only that live sessions survive.
 
+pub mod checked;
+pub mod contract;
+pub mod generate;
 pub mod harness;
+pub mod linearizability;
 pub mod model;
 pub mod scenarios;
+pub mod store_model;
 
 use std::sync::Arc;
 
@@ -169,6 +174,22 @@ macro_rules! __conformance_tests {
                 return;
             }
             $crate::model::run(|| $make);
+        }
+
+        #[test]
+        fn store_model_sequences() {
+            if $crate::opted_out($backend) {
+                return;
+            }
+            $crate::store_model::run(|| $make);
+        }
+
+        #[test]
+        fn store_linearizability() {
+            if $crate::opted_out($backend) {
+                return;
+            }
+            $crate::linearizability::run(|| $make);
         }
     };
 }
