@@ -762,9 +762,9 @@ async fn check_records(
 /// periodic full check covers).
 fn touched_ids(op: &StoreOp, before: &StoreModel) -> Vec<SessionId> {
     match op {
-        StoreOp::Create { record, .. } => before
+        StoreOp::Create { record, limit } => before
             .records()
-            .filter(|r| r.user_id == record.user_id)
+            .filter(|r| limit.max.is_some() && r.user_id == record.user_id)
             .map(|r| r.id)
             .chain(std::iter::once(record.id))
             .collect(),

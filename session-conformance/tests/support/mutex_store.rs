@@ -31,6 +31,18 @@ impl MutexStore {
         self.lock().insert(record.id, record);
     }
 
+    /// Every record (for the faulty stores of the suite's own tests).
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub(crate) fn all_records(&self) -> Vec<SessionRecord> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Deletes a record (for the faulty stores of the suite's own tests).
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub(crate) fn remove(&self, id: &SessionId) {
+        self.lock().remove(id);
+    }
+
     /// The user's live records at `now`, unordered (for the faulty stores of the suite's tests).
     #[allow(dead_code, reason = "used by some test binaries only")]
     pub(crate) fn live_count(&self, user: &UserId, now: OffsetDateTime) -> usize {
