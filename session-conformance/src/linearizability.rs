@@ -78,7 +78,7 @@ pub enum Call {
 fn call() -> impl Strategy<Value = Call> {
     // Session 0 is drawn half the time, so calls collide on it.
     let session = prop_oneof![2 => Just(0_u8), 1 => 1..u8::try_from(SESSIONS).unwrap()];
-    let pick = prop_oneof![3 => Just(0_u8), 2 => Just(1), 1 => Just(2)];
+    let pick = prop_oneof![4 => Just(0_u8), 1 => Just(1), 1 => Just(2)];
     prop_oneof![
         4 => (
             0_u8..2,
@@ -92,6 +92,19 @@ fn call() -> impl Strategy<Value = Call> {
         2 => (0_u8..2, proptest::option::of(session)).prop_map(|(u, k)| Call::RevokeAll(u, k)),
         2 => (0_u8..2).prop_map(Call::List),
         2 => (any::<bool>(), prop::sample::select(vec![1_u8, 2, 100])).prop_map(|(a, b)| Call::Purge(a, b)),
+    ]
+}
+
+/// A write on session 0 or its user, for the first calls of a "hot" history.
+fn hot_call() -> impl Strategy<Value = Call> {
+    prop_oneof![
+        Just(Call::Rotate(0, 0, false)),
+        Just(Call::Create(0, Some(false))),
+        Just(Call::Create(0, Some(true))),
+        Just(Call::Revoke(0, 0)),
+        Just(Call::RevokeAll(0, Some(1))),
+        Just(Call::Touch(0, 2, false)),
+        Just(Call::List(0)),
     ]
 }
 
@@ -449,7 +462,20 @@ where
         ..Config::default()
     });
     let unknown = std::sync::atomic::AtomicU32::new(0);
-    let strategy = proptest::collection::vec(proptest::collection::vec(call(), CALLS), TASKS);
+    // Half the histories are "hot": the tasks start with two writes on session 0 or its user,
+    // each made by two tasks at once, so identical and conflicting writes race.
+    let strategy = (
+        proptest::option::of((hot_call(), hot_call())),
+        proptest::collection::vec(proptest::collection::vec(call(), CALLS), TASKS),
+    )
+        .prop_map(|(hot, mut plan)| {
+            if let Some((a, b)) = hot {
+                for (t, calls) in plan.iter_mut().enumerate() {
+                    calls[0] = if t % 2 == 0 { a } else { b };
+                }
+            }
+            plan
+        });
     let result = runner.run(&strategy, |plan| {
         let verdict = runtime.block_on(check_history(Arc::clone(&store), &plan))?;
         if verdict == Verdict::Unknown {

@@ -39,7 +39,7 @@ use crate::harness::{START, random_u64};
 /// [`DEFAULT_CASES`]); raise it for soak runs.
 pub const CASES_VAR: &str = "SESSION_CONFORMANCE_CASES";
 /// The default number of sequences [`run`] draws.
-pub const DEFAULT_CASES: u32 = 48;
+pub const DEFAULT_CASES: u32 = 128;
 
 /// One call of a store method, with every argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -519,16 +519,16 @@ fn shape() -> impl Strategy<Value = RecordShape> {
 }
 
 fn plan() -> impl Strategy<Value = Plan> {
-    // Two users take most calls, so they gather enough sessions for caps and limits to bite;
+    // Three users take most calls, so they gather enough sessions for caps and limits to bite;
     // the others are their confusable neighbours.
-    let user = prop_oneof![3 => 0_u8..2, 1 => 0..u8::try_from(CONFUSABLE).unwrap()];
+    let user = prop_oneof![3 => 0_u8..3, 1 => 0..u8::try_from(CONFUSABLE).unwrap()];
     let span = prop::sample::select(IDLE_SPANS.to_vec());
     prop_oneof![
         8 => (
             user.clone(),
             shape(),
             time_pick(),
-            prop_oneof![2 => Just(None), 1 => (1_u8..=3).prop_map(Some)],
+            prop_oneof![2 => Just(None), 1 => Just(Some(1)), 1 => (2_u8..=3).prop_map(Some)],
             any::<bool>()
         )
             .prop_map(|(user, shape, at, cap, reject)| Plan::Create { user, shape, at, cap, reject }),
@@ -576,7 +576,16 @@ struct Case {
 }
 
 impl Case {
-    fn at(&mut self, model: &StoreModel, pick: TimePick) -> OffsetDateTime {
+    /// The instant for `pick`. A boundary with an even session number is that of one of `own`
+    /// (the call's own session, or its user's), when there is one.
+    fn at(&mut self, model: &StoreModel, pick: TimePick, own: &[SessionId]) -> OffsetDateTime {
+        if let TimePick::Boundary(s, offset) = pick
+            && s % 2 == 0
+            && !own.is_empty()
+            && let Some(record) = model.get(&own[usize::from(s / 2) % own.len()])
+        {
+            return record.expires_at() + Duration::microseconds(i64::from(offset));
+        }
         match pick {
             TimePick::Same => self.clock,
             TimePick::Micros(n) => {
@@ -594,6 +603,16 @@ impl Case {
                     r.expires_at() + Duration::microseconds(i64::from(offset))
                 }),
         }
+    }
+
+    /// The ids of the records the model holds for user `n`.
+    fn of_user(&self, model: &StoreModel, n: u8) -> Vec<SessionId> {
+        let user = self.user(n);
+        model
+            .records()
+            .filter(|r| r.user_id == user)
+            .map(|r| r.id)
+            .collect()
     }
 
     fn id(&self, n: u8) -> Option<SessionId> {
@@ -628,7 +647,8 @@ impl Case {
                 cap,
                 reject,
             } => {
-                let at = self.at(model, at);
+                let own = self.of_user(model, user);
+                let at = self.at(model, at, &own);
                 let token = self.token();
                 let record = generate::record(&self.user(user), at, shape, token);
                 self.known.push(record.id);
@@ -662,16 +682,17 @@ impl Case {
             }
             Plan::Find(t) => StoreOp::Find(self.target(t)),
             Plan::Touch(t, at, span) => {
-                let now = self.at(model, at);
+                let id = self.target(t);
+                let now = self.at(model, at, &[id]);
                 StoreOp::Touch {
-                    id: self.target(t),
+                    id,
                     now,
                     idle: now + Duration::microseconds(span),
                 }
             }
             Plan::Rotate(t, pick, at, span, device) => {
-                let now = self.at(model, at);
                 let id = self.target(t);
+                let now = self.at(model, at, &[id]);
                 let other = generate::hash(u64::MAX - self.token());
                 let presented = model.get(&id).map_or(other, |r| match pick {
                     HashPick::Current => r.token_hash,
@@ -688,24 +709,33 @@ impl Case {
                     device: device.map(|form| generate::device(form, salt)),
                 })
             }
-            Plan::Revoke(t, at, reason) => StoreOp::Revoke {
-                id: self.target(t),
-                now: self.at(model, at),
-                reason: RevokeReason::ALL[usize::from(reason) % 6],
-            },
-            Plan::RevokeAll(user, keep, at, reason) => StoreOp::RevokeAll {
-                user: self.user(user),
-                keep: keep.and_then(|k| self.id(k)),
-                now: self.at(model, at),
-                reason: RevokeReason::ALL[usize::from(reason) % 6],
-            },
-            Plan::List(user, at, limit) => StoreOp::List {
-                user: self.user(user),
-                now: self.at(model, at),
-                limit: NonZeroUsize::new(usize::from(limit)).unwrap(),
-            },
+            Plan::Revoke(t, at, reason) => {
+                let id = self.target(t);
+                StoreOp::Revoke {
+                    id,
+                    now: self.at(model, at, &[id]),
+                    reason: RevokeReason::ALL[usize::from(reason) % 6],
+                }
+            }
+            Plan::RevokeAll(user, keep, at, reason) => {
+                let own = self.of_user(model, user);
+                StoreOp::RevokeAll {
+                    user: self.user(user),
+                    keep: keep.and_then(|k| self.id(k)),
+                    now: self.at(model, at, &own),
+                    reason: RevokeReason::ALL[usize::from(reason) % 6],
+                }
+            }
+            Plan::List(user, at, limit) => {
+                let own = self.of_user(model, user);
+                StoreOp::List {
+                    user: self.user(user),
+                    now: self.at(model, at, &own),
+                    limit: NonZeroUsize::new(usize::from(limit)).unwrap(),
+                }
+            }
             Plan::Purge(at, batch) => StoreOp::Purge {
-                now: self.at(model, at).min(self.base + Duration::days(3)),
+                now: self.at(model, at, &[]).min(self.base + Duration::days(3)),
                 batch: NonZeroU32::new(u32::from(batch)).unwrap(),
             },
         }
