@@ -158,6 +158,7 @@ macro_rules! __conformance_tests {
             store_large_population,
             store_purge_is_exact_in_batches,
             store_unknown_ids_answer_nothing,
+            store_failed_writes_change_nothing,
             purge_removes_only_expired,
             purge_at_a_later_instant_finds_newly_expired,
             cleanup_task_purges_in_background,

@@ -91,6 +91,11 @@ enum Fault {
     CreateCapReadThenWrite,
     /// C8: a create with an existing id overwrites the record.
     DuplicateOverwrites,
+    /// E2: a create at the cap evicts, then fails on a duplicate id without undoing the
+    /// eviction.
+    DuplicateEvictsFirst,
+    /// R7: a rotation at the largest generation wraps it to 0.
+    GenerationWraps,
     // --- touch ---
     /// U1: touch does not cap the idle expiry at the absolute one.
     TouchNoCap,
@@ -501,6 +506,18 @@ impl SessionStore for Faulty {
                     other => Ok(other),
                 }
             }
+            Fault::DuplicateEvictsFirst if limit.max.is_some() => {
+                let user = record.user_id.clone();
+                let live = self.live_matching(record.created_at, |u| *u == user);
+                let max = limit.max.unwrap().get() as usize;
+                let surplus = (live.len() + 1).saturating_sub(max);
+                let victims: Vec<SessionRecord> = live.into_iter().take(surplus).collect();
+                self.revoke_records(&victims, |_| record.created_at, RevokeReason::Evicted);
+                self.inner.create(record, SessionLimit::UNLIMITED).await?;
+                Ok(CreateOutcome::Created {
+                    evicted: victims.iter().map(|r| r.id).collect(),
+                })
+            }
             Fault::DuplicateOverwrites if self.inner.find(&record.id).await?.is_some() => {
                 self.inner.put(record);
                 Ok(CreateOutcome::Created { evicted: vec![] })
@@ -674,6 +691,25 @@ impl SessionStore for Faulty {
                     .await
             }
             Fault::RotateExpired => self.rotate_if(rotation, |r| r.revoked.is_none()).await,
+            Fault::GenerationWraps => {
+                let Some(mut record) = self.inner.find(&rotation.id).await? else {
+                    return Ok(RotateOutcome::NotFound);
+                };
+                if record.generation != u64::MAX {
+                    return self.inner.rotate(rotation).await;
+                }
+                if !record.is_live(now) || record.token_hash != rotation.presented {
+                    return Ok(RotateOutcome::Rejected(record));
+                }
+                record.previous_token_hash = Some(record.token_hash);
+                record.token_hash = rotation.next;
+                record.generation = 0;
+                record.rotated_at = Some(now);
+                record.last_active_at = now;
+                record.idle_expires_at = rotation.idle_expires_at.min(record.absolute_expires_at);
+                self.inner.put(record.clone());
+                Ok(RotateOutcome::Rotated(record))
+            }
             Fault::RotateAtExpiry => {
                 self.rotate_if(rotation, |r| r.revoked.is_none() && now <= r.expires_at())
                     .await
@@ -1108,6 +1144,8 @@ caught! {
     eviction_reporting_what_it_picked: EvictionReportsWhatItPicked => [scenario!(race_eviction_against_logout), Check::Linearizability];
     read_then_write_create: CreateCapReadThenWrite => [Check::Linearizability];
     duplicate_overwriting: DuplicateOverwrites => [scenario!(store_rejects_duplicate_id), Check::StoreModel];
+    failed_create_keeping_its_evictions: DuplicateEvictsFirst => [scenario!(store_failed_writes_change_nothing)];
+    wrapping_generation: GenerationWraps => [scenario!(store_failed_writes_change_nothing)];
     touch_without_cap: TouchNoCap => [scenario!(store_writes_respect_liveness), Check::StoreModel];
     touch_only_extending: TouchOnlyExtends => [scenario!(store_written_values_are_exact), Check::StoreModel];
     touch_keeping_last_active: TouchKeepsLastActive => [scenario!(store_written_values_are_exact), Check::StoreModel];
@@ -1162,5 +1200,5 @@ fn every_fault_is_tested_once() {
             "{fault:?} is tested twice"
         );
     }
-    assert!(TESTED.len() >= 69, "{} faulty stores", TESTED.len());
+    assert!(TESTED.len() >= 71, "{} faulty stores", TESTED.len());
 }

@@ -646,3 +646,60 @@ pub async fn store_unknown_ids_answer_nothing(store: Arc<dyn SessionStore>) {
     let kept = contract::revoked(&kept, now, RevokeReason::LogoutOthers).unwrap();
     assert_stored(store, &kept, "revoked by revoke-all keeping an unknown id").await;
 }
+
+/// A failed write changes nothing: a create at the cap whose id already exists fails with
+/// [`Error::Backend`](session_core::Error::Backend) and evicts nobody; a rotation whose generation
+/// would pass what the backend keeps fails with `Backend` and leaves the record as it was. The
+/// largest generations tried are `u64::MAX`, `i64::MAX` and `2^53 - 1`: a store that cannot keep
+/// one refuses the create (with `Backend`, storing nothing) instead.
+pub async fn store_failed_writes_change_nothing(store: Arc<dyn SessionStore>) {
+    // Unchecked: the errors here are the contract, and the whole records are compared below.
+    let h = Harness::unchecked(store);
+    let store = h.store.as_ref();
+    let user = h.user("failing");
+    let old = generate::record(&user, T0, RecordShape::PLAIN, 1);
+    put(store, &old).await;
+    let mut clash = generate::record(&user, T0 + Duration::seconds(1), RecordShape::PLAIN, 2);
+    clash.id = old.id;
+    let refused = store.create(clash, cap(1, LimitMode::EvictOldest)).await;
+    assert!(
+        matches!(refused, Err(session_core::Error::Backend { .. })),
+        "a duplicate id is a backend error: {refused:?}"
+    );
+    assert_stored(store, &old, "a failed create at the cap evicts nobody").await;
+
+    for (n, generation) in [u64::MAX, i64::MAX.unsigned_abs(), (1 << 53) - 1]
+        .into_iter()
+        .enumerate()
+    {
+        let mut record = generate::record(&user, T0, RecordShape::PLAIN, 10 + n as u64);
+        record.generation = generation;
+        record.previous_token_hash = Some(generate::hash(20 + n as u64));
+        record.rotated_at = Some(T0);
+        match store.create(record.clone(), SessionLimit::UNLIMITED).await {
+            Err(session_core::Error::Backend { .. }) => {
+                assert_eq!(
+                    store.find(&record.id).await.unwrap(),
+                    None,
+                    "generation {generation}"
+                );
+                continue;
+            }
+            Err(other) => panic!("generation {generation}: {other:?}"),
+            Ok(_) => assert_stored(store, &record, &format!("generation {generation}")).await,
+        }
+        let spin = rotation(&record, T0 + Duration::seconds(1), 30 + n as u64);
+        match store.rotate(spin.clone()).await {
+            Ok(RotateOutcome::Rotated(after)) => {
+                let want = contract::rotated(&record, &spin)
+                    .unwrap_or_else(|| panic!("generation {generation} cannot grow, yet rotated"));
+                assert_same_record(&after, &want, &format!("generation {generation}"));
+                assert_stored(store, &want, &format!("generation {generation}")).await;
+            }
+            Err(session_core::Error::Backend { .. }) => {
+                assert_stored(store, &record, &format!("generation {generation}: refused")).await;
+            }
+            other => panic!("generation {generation}: {other:?}"),
+        }
+    }
+}

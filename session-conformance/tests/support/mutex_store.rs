@@ -140,9 +140,12 @@ impl SessionStore for MutexStore {
         if !r.is_live(rotation.now) || r.token_hash != rotation.presented {
             return Ok(RotateOutcome::Rejected(r.clone()));
         }
+        let Some(generation) = r.generation.checked_add(1) else {
+            return Err(Error::backend("mutex-map", "generation counter overflow"));
+        };
         r.previous_token_hash = Some(r.token_hash);
         r.token_hash = rotation.next;
-        r.generation += 1;
+        r.generation = generation;
         r.rotated_at = Some(rotation.now);
         r.last_active_at = rotation.now;
         r.idle_expires_at = rotation.idle_expires_at.min(r.absolute_expires_at);
