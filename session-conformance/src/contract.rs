@@ -254,6 +254,7 @@ pub fn describe_diff(got: &SessionRecord, want: &SessionRecord) -> String {
 /// # Panics
 ///
 /// When the read fails, the record is missing, or any field differs.
+#[expect(clippy::panic, reason = "an assertion fails by panicking")]
 pub async fn assert_stored(store: &dyn SessionStore, want: &SessionRecord, context: &str) {
     let found = store.find(&want.id).await;
     let Ok(found) = found else {

@@ -3,8 +3,8 @@
 //! the contract after every step.
 //!
 //! [`StoreModel`] is the reference: the records as the contract says they must be, built with the
-//! functions of [`contract`](crate::contract). [`run`] draws sequences through shared generators
-//! ([`generate`](crate::generate)): confusable user ids, microsecond instants and the exact
+//! functions of [`contract`]. [`run`] draws sequences through shared generators
+//! ([`generate`]): confusable user ids, microsecond instants and the exact
 //! boundaries of each record's expiry (at it, one microsecond before and after), records with
 //! every field set, long lifetimes, caps, ids that never existed or were purged, and purges in
 //! small batches. The same model checks concurrent histories in

@@ -61,8 +61,12 @@ pub async fn store_user_ids_compare_exactly(store: Arc<dyn SessionStore>) {
     for (n, user) in users.iter().enumerate() {
         for k in 0..2_i64 {
             let at = T0 + Duration::microseconds(i64::try_from(n).unwrap() * 10 + k);
-            let record =
-                generate::record(user, at, RecordShape::PLAIN, (n * 10) as u64 + 1 + k as u64);
+            let record = generate::record(
+                user,
+                at,
+                RecordShape::PLAIN,
+                (n * 10) as u64 + 1 + k.unsigned_abs(),
+            );
             put(store, &record).await;
             records.push(record);
         }
@@ -159,7 +163,7 @@ pub async fn store_every_field_round_trips(store: Arc<dyn SessionStore>) {
                 data,
             };
             let at = T0 + Duration::microseconds(999_999 * k);
-            let record = generate::record(&user, at, shape, 7000 + k as u64);
+            let record = generate::record(&user, at, shape, 7000 + k.unsigned_abs());
             put(store, &record).await;
             assert_stored(store, &record, &format!("{device:?} / {data:?}")).await;
             written.push(record);
@@ -342,7 +346,7 @@ pub async fn store_written_values_are_exact(store: Arc<dyn SessionStore>) {
             &group,
             T0 + Duration::microseconds(n),
             RecordShape::PLAIN,
-            20 + n as u64,
+            20 + n.unsigned_abs(),
         );
         put(store, &record).await;
         members.push(record);
@@ -455,14 +459,14 @@ pub async fn store_large_population(store: Arc<dyn SessionStore>) {
     }
     // The five newest are revoked: a listing must skip them and still fill its limit.
     let now = T0 + Duration::seconds(1);
-    for n in 115..120 {
+    for record in &mut records[115..120] {
         assert!(
             store
-                .revoke(&records[n].id, now - MICRO, RevokeReason::Logout)
+                .revoke(&record.id, now - MICRO, RevokeReason::Logout)
                 .await
                 .unwrap()
         );
-        records[n] = contract::revoked(&records[n], now - MICRO, RevokeReason::Logout).unwrap();
+        *record = contract::revoked(record, now - MICRO, RevokeReason::Logout).unwrap();
     }
     for n in [1, 7, 50, 115, 500] {
         assert_eq!(
