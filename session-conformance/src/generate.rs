@@ -145,7 +145,7 @@ pub fn app_data(form: DataForm, salt: u32) -> Option<AppData> {
 pub fn hash(n: u64) -> TokenHash {
     let mut bytes = [0_u8; 32];
     let (head, _) = bytes.split_at_mut(8);
-    head.copy_from_slice(&n.to_be_bytes());
+    head.copy_from_slice(&n.to_le_bytes());
     if let Some(last) = bytes.last_mut() {
         *last = 0xa5;
     }

@@ -98,13 +98,14 @@ fn call() -> impl Strategy<Value = Call> {
 /// A write on session 0 or its user, for the first calls of a "hot" history.
 fn hot_call() -> impl Strategy<Value = Call> {
     prop_oneof![
-        Just(Call::Rotate(0, 0, false)),
-        Just(Call::Create(0, Some(false))),
-        Just(Call::Create(0, Some(true))),
-        Just(Call::Revoke(0, 0)),
-        Just(Call::RevokeAll(0, Some(1))),
-        Just(Call::Touch(0, 2, false)),
-        Just(Call::List(0)),
+        3 => Just(Call::Rotate(0, 0, false)),
+        1 => Just(Call::Rotate(0, 0, true)),
+        1 => Just(Call::Create(0, Some(false))),
+        1 => Just(Call::Create(0, Some(true))),
+        1 => Just(Call::Revoke(0, 0)),
+        1 => Just(Call::RevokeAll(0, Some(1))),
+        1 => Just(Call::Touch(0, 2, false)),
+        1 => Just(Call::List(0)),
     ]
 }
 

@@ -570,6 +570,8 @@ struct Case {
     /// The case's first instant: purges stay within three days of it.
     base: OffsetDateTime,
     known: Vec<SessionId>,
+    /// The user of each id in `known`.
+    owners: std::collections::HashMap<SessionId, UserId>,
     /// Source of fresh token hashes.
     tokens: u64,
     never: UserId,
@@ -652,6 +654,7 @@ impl Case {
                 let token = self.token();
                 let record = generate::record(&self.user(user), at, shape, token);
                 self.known.push(record.id);
+                self.owners.insert(record.id, record.user_id.clone());
                 let limit = cap.map_or(SessionLimit::UNLIMITED, |cap| {
                     SessionLimit::new(
                         NonZeroU32::new(u32::from(cap)).unwrap(),
@@ -669,12 +672,14 @@ impl Case {
                 let Some(id) = self.id(n) else {
                     return StoreOp::Find(generate::never_stored(&self.never));
                 };
-                let mut record =
-                    generate::record(&self.users[0], self.clock, RecordShape::PLAIN, token);
+                // The id's routing tag belongs to its user: the duplicate keeps that user.
+                let owner = self
+                    .owners
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| self.never.clone());
+                let mut record = generate::record(&owner, self.clock, RecordShape::PLAIN, token);
                 record.id = id;
-                if let Some(stored) = model.get(&id) {
-                    record.user_id = stored.user_id.clone();
-                }
                 StoreOp::Create {
                     record,
                     limit: SessionLimit::UNLIMITED,
@@ -926,6 +931,7 @@ pub async fn check_plans(store: &dyn SessionStore, plans: &[Plan]) -> Result<(),
         clock: base,
         base,
         known: Vec::new(),
+        owners: std::collections::HashMap::new(),
         tokens: random_u64() >> 8,
         never: UserId::new(format!("{namespace}-never")).unwrap(),
     };
