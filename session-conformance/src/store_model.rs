@@ -419,6 +419,8 @@ pub enum TimePick {
 pub enum Target {
     /// One of the ids the case used so far (stored, refused, or purged).
     Known(u8),
+    /// One of the ids the case used last (0 is the newest).
+    Recent(u8),
     /// An id no store has seen.
     Never,
 }
@@ -482,7 +484,11 @@ fn time_pick() -> impl Strategy<Value = TimePick> {
 }
 
 fn target() -> impl Strategy<Value = Target> {
-    prop_oneof![12 => any::<u8>().prop_map(Target::Known), 1 => Just(Target::Never)]
+    prop_oneof![
+        9 => any::<u8>().prop_map(Target::Known),
+        4 => (0_u8..3).prop_map(Target::Recent),
+        1 => Just(Target::Never),
+    ]
 }
 
 fn shape() -> impl Strategy<Value = RecordShape> {
@@ -546,7 +552,7 @@ fn plan() -> impl Strategy<Value = Plan> {
         3 => (target(), time_pick(), 0_u8..6).prop_map(|(t, at, r)| Plan::Revoke(t, at, r)),
         2 => (user.clone(), proptest::option::of(any::<u8>()), time_pick(), 0_u8..6)
             .prop_map(|(u, k, at, r)| Plan::RevokeAll(u, k, at, r)),
-        3 => (user, time_pick(), prop::sample::select(vec![1_u8, 2, 5, 100]))
+        3 => (user, time_pick(), prop::sample::select(vec![1_u8, 1, 2, 2, 3, 5, 100]))
             .prop_map(|(u, at, l)| Plan::List(u, at, l)),
         2 => (time_pick(), prop::sample::select(vec![1_u8, 2, 3, 100])).prop_map(|(at, b)| Plan::Purge(at, b)),
     ]
@@ -625,6 +631,14 @@ impl Case {
         match target {
             Target::Known(n) => self
                 .id(n)
+                .unwrap_or_else(|| generate::never_stored(&self.never)),
+            Target::Recent(n) => self
+                .known
+                .iter()
+                .rev()
+                .nth(usize::from(n))
+                .or(self.known.first())
+                .copied()
                 .unwrap_or_else(|| generate::never_stored(&self.never)),
             Target::Never => generate::never_stored(&self.never),
         }
