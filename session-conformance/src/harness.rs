@@ -43,9 +43,19 @@ impl Harness {
     /// The reuse grace window [`Harness::config`] inherits from [`SessionConfig::default`].
     pub const GRACE: Duration = Duration::from_secs(30);
 
-    /// Wraps a store; the clock stands at [`START`].
+    /// Wraps a fresh store in a [`Checked`](crate::checked::Checked), so that every call the
+    /// scenario makes, directly or through a manager, is held to the contract whole record by
+    /// whole record; the clock stands at [`START`]. Calls are serialized by the check: races use
+    /// [`Harness::unchecked`].
     #[must_use]
     pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        Self::unchecked(Arc::new(crate::checked::Checked::new(store)))
+    }
+
+    /// Wraps a store as it is, for scenarios whose calls must run truly concurrently; the clock
+    /// stands at [`START`].
+    #[must_use]
+    pub fn unchecked(store: Arc<dyn SessionStore>) -> Self {
         Self {
             store,
             clock: ManualClock::new(START),

@@ -12,6 +12,7 @@
 )]
 
 mod basics;
+mod exact;
 mod expiry;
 mod failures;
 mod input;
@@ -22,6 +23,7 @@ mod rotation;
 mod store_ops;
 
 pub use basics::*;
+pub use exact::*;
 pub use expiry::*;
 pub use failures::*;
 pub use input::*;

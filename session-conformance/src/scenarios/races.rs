@@ -58,7 +58,7 @@ async fn refresh_race(
 /// 30 s every loser would get the winner's token, see
 /// [`race_refresh_default_config_keeps_session`].)
 pub async fn race_refresh_exactly_one_wins(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let manager = h.manager(Harness::config().with_reuse_grace(Duration::ZERO));
     for round in 0..ROUNDS {
         let (login, results) = refresh_race(&manager, &h.user(&format!("race-{round}"))).await;
@@ -129,7 +129,7 @@ async fn all_get_one_token(
 /// With a grace window (10 s here) and the rotation key the store keeps, all [`TASKS`]
 /// concurrent refreshes of one token succeed with the winner's token; the session rotated once.
 pub async fn race_refresh_with_grace_keeps_session(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let manager = h.manager(Harness::config().with_reuse_grace(Duration::from_secs(10)));
     for round in 0..ROUNDS {
         let (login, results) = refresh_race(&manager, &h.user(&format!("grace-{round}"))).await;
@@ -141,7 +141,7 @@ pub async fn race_refresh_with_grace_keeps_session(store: Arc<dyn SessionStore>)
 /// token succeed and receive the same successor, the configured key's; the session rotated
 /// exactly once.
 pub async fn race_refresh_with_key_all_get_one_token(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let key = Harness::rotation_key();
     let manager = h.manager(
         Harness::config()
@@ -168,7 +168,7 @@ pub async fn race_refresh_with_key_all_get_one_token(store: Arc<dyn SessionStore
 /// successors only through the key the store keeps. Fresh managers every round, so each
 /// round's first refreshes also read that key.
 pub async fn race_refresh_default_config_keeps_session(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     for round in 0..ROUNDS {
         let instances = [
             h.manager(SessionConfig::default()),
@@ -192,7 +192,7 @@ pub async fn race_refresh_default_config_keeps_session(store: Arc<dyn SessionSto
 /// 32 concurrent rotations on the bare store presenting one hash: exactly one `Rotated`, and the
 /// stored hash is the winner's.
 pub async fn race_store_rotate_exactly_one(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     for round in 0..ROUNDS {
         let record = record_at(&h.user(&format!("cas-{round}")), START);
         h.store
@@ -234,7 +234,7 @@ pub async fn race_store_rotate_exactly_one(store: Arc<dyn SessionStore>) {
 
 /// 32 concurrent logins of one user at a cap of 5: none fails, never more than 5 live.
 pub async fn race_logins_respect_cap(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let manager = h.manager(Harness::config().with_max_sessions_per_user(Some(5)));
     for round in 0..ROUNDS {
         let user = h.user(&format!("cap-{round}"));
@@ -281,7 +281,7 @@ pub async fn race_logins_respect_cap(store: Arc<dyn SessionStore>) {
 
 /// Revoke-all racing logins: everything created before it began is revoked; the cap still holds.
 pub async fn race_revoke_all_against_logins(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let manager = h.manager(Harness::config().with_max_sessions_per_user(Some(40)));
     for round in 0..ROUNDS {
         let user = h.user(&format!("wipe-{round}"));
@@ -332,7 +332,7 @@ pub async fn race_revoke_all_against_logins(store: Arc<dyn SessionStore>) {
 /// staggered by 0 to 3.5 ms across rounds so it lands before, inside and after the other calls'
 /// store steps.
 pub async fn race_logout_against_refresh(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let manager = h.manager(Harness::config());
     for round in 0..ROUNDS * 4 {
         let login = manager
@@ -390,7 +390,7 @@ pub async fn race_logout_against_refresh(store: Arc<dyn SessionStore>) {
 /// 32 concurrent logins at a cap of 5 in reject mode: exactly 5 succeed, the rest are refused,
 /// and nothing else is written.
 pub async fn race_logins_reject_mode(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let manager = h.manager(
         Harness::config()
             .with_max_sessions_per_user(Some(5))
@@ -432,7 +432,7 @@ pub async fn race_logins_reject_mode(store: Arc<dyn SessionStore>) {
 
 /// Concurrent creates at the bare store with a cap of 1: exactly one record stays live.
 pub async fn race_store_create_cap_one(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let limit = SessionLimit::new(NonZeroU32::MIN, session_core::LimitMode::EvictOldest);
     for round in 0..ROUNDS {
         let user = h.user(&format!("one-{round}"));
@@ -455,7 +455,7 @@ pub async fn race_store_create_cap_one(store: Arc<dyn SessionStore>) {
 /// [`TASKS`] sessions of one user listed from one task while another revokes them one by one:
 /// a listing never returns a session revoked before it read that session, whichever wins.
 pub async fn race_list_against_logouts(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let limit = std::num::NonZeroUsize::new(TASKS).unwrap();
     for round in 0..ROUNDS {
         let user = h.user(&format!("listed-{round}"));
@@ -506,7 +506,7 @@ pub async fn race_list_against_logouts(store: Arc<dyn SessionStore>) {
 /// session as evicted exactly when the stored reason is `evicted`; the logout returns `true`
 /// exactly when it is `logout`. Run for [`TASKS`] users per round.
 pub async fn race_eviction_against_logout(store: Arc<dyn SessionStore>) {
-    let h = Harness::new(store);
+    let h = Harness::unchecked(store);
     let cap = SessionLimit::new(
         NonZeroU32::new(1).unwrap(),
         session_core::LimitMode::EvictOldest,

@@ -31,6 +31,18 @@ impl MutexStore {
         self.lock().insert(record.id, record);
     }
 
+    /// Every record (for the faulty stores of the suite's own tests).
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub(crate) fn all_records(&self) -> Vec<SessionRecord> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Deletes a record (for the faulty stores of the suite's own tests).
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub(crate) fn remove(&self, id: &SessionId) {
+        self.lock().remove(id);
+    }
+
     /// The user's live records at `now`, unordered (for the faulty stores of the suite's tests).
     #[allow(dead_code, reason = "used by some test binaries only")]
     pub(crate) fn live_count(&self, user: &UserId, now: OffsetDateTime) -> usize {
@@ -128,9 +140,12 @@ impl SessionStore for MutexStore {
         if !r.is_live(rotation.now) || r.token_hash != rotation.presented {
             return Ok(RotateOutcome::Rejected(r.clone()));
         }
+        let Some(generation) = r.generation.checked_add(1) else {
+            return Err(Error::backend("mutex-map", "generation counter overflow"));
+        };
         r.previous_token_hash = Some(r.token_hash);
         r.token_hash = rotation.next;
-        r.generation += 1;
+        r.generation = generation;
         r.rotated_at = Some(rotation.now);
         r.last_active_at = rotation.now;
         r.idle_expires_at = rotation.idle_expires_at.min(r.absolute_expires_at);
