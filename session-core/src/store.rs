@@ -10,9 +10,17 @@
 //!   [`expires_at`](SessionRecord::expires_at).
 //! - **Oldest first** means ascending `(created_at, id)`; **newest first** is the reverse. The id
 //!   breaks ties, so every store orders equal instants the same way.
-//! - A store may forget a record once it is no longer live (the Redis store relies on key
-//!   expiry); until then it returns it from [`SessionStore::find`] as stored, revoked or expired,
-//!   so the manager can say *why* it cannot be used.
+//! - A record is **expired** at `now` when `now` is at or after its
+//!   [`expires_at`](SessionRecord::expires_at): at the expiry instant itself it is expired, one
+//!   microsecond before it, live.
+//! - **Kept until expired.** Every record, revoked or not, stays stored, and
+//!   [`SessionStore::find`] returns it as stored (revoked or expired alike), until it has
+//!   expired. Only then may it be forgotten: by [`SessionStore::purge_expired`], or, for a store
+//!   declaring [`StoreCapabilities::native_expiry`], by the backend on its own (the Redis store
+//!   relies on key expiry). Revoking never deletes: the manager needs a revoked record to say
+//!   *why* a session cannot be used.
+//! - **User ids are compared exactly**, byte for byte, in every method: ids that differ only by
+//!   case, a trailing space, a prefix or Unicode normalization are different users.
 
 use std::num::{NonZeroU32, NonZeroUsize};
 
@@ -101,8 +109,8 @@ pub enum RotateOutcome {
     /// The compare-and-swap won; here is the record as now stored.
     Rotated(SessionRecord),
     /// The record exists but was not changed: it is revoked, not live at `now`, or its
-    /// `token_hash` differs from the presented one. Here it is, as stored, for the caller to tell
-    /// which.
+    /// `token_hash` differs from the presented one. Here it is as stored when the rotation was
+    /// refused (read in the same atomic step), for the caller to tell which.
     Rejected(SessionRecord),
     /// No record with this id is stored.
     NotFound,
@@ -253,8 +261,10 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// # Semantics
     ///
-    /// Every session of `user` live at `now` whose id is not `keep` is revoked with `reason`.
-    /// Returns how many were revoked. Every session created before the call began is covered.
+    /// Every session of `user` live at `now` whose id is not `keep` is revoked with `reason`,
+    /// stamped with the `now` passed (the same instant for all of them). Returns how many were
+    /// revoked; sessions already revoked or expired are neither changed nor counted. Every
+    /// session created before the call began is covered, whatever its `created_at`.
     async fn revoke_all(
         &self,
         user: &UserId,
@@ -263,7 +273,8 @@ pub trait SessionStore: Send + Sync + 'static {
         reason: RevokeReason,
     ) -> Result<u64, Error>;
 
-    /// Lists the user's sessions live at `now`, newest first, at most `limit` of them.
+    /// Lists the user's sessions live at `now`, newest first: the `min(limit, live)` newest of
+    /// them, where `live` is how many the user has at `now`.
     async fn list(
         &self,
         user: &UserId,
@@ -272,7 +283,11 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Vec<SessionRecord>, Error>;
 
     /// Deletes records whose expiry is at or before `now` (revoked or not), at most `batch` of
-    /// them, and returns how many it deleted. Callers loop until it returns less than `batch`.
+    /// them, and returns how many it deleted. Run alone on a store without native expiry, a call
+    /// deletes exactly `min(batch, expired)`, so a call returning less than `batch` found no more
+    /// expired records at `now`. It may return less, even 0, while expired records remain, when
+    /// another purge runs at the same time (a store may then skip its pass) or the backend
+    /// expires records itself. Callers loop until a call returns less than `batch`.
     ///
     /// # Cost
     ///
