@@ -16,6 +16,27 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// user signed in, while [`Error::NotFound`], [`Error::Expired`], [`Error::Revoked`] and
 /// [`Error::ReuseDetected`] mean "sign in again". A store failure is never reported as
 /// [`Error::NotFound`].
+///
+/// # Examples
+///
+/// What a web handler answers (the `session-axum` crate does this for axum):
+///
+/// ```
+/// use session_core::Error;
+///
+/// fn status(error: &Error) -> u16 {
+///     match error {
+///         Error::RefreshRaced => 409,
+///         e if e.is_retryable() => 503, // the store is unavailable: keep the user signed in
+///         e if e.requires_login() => 401,
+///         Error::InvalidInput(_) => 400,
+///         _ => 500,
+///     }
+/// }
+///
+/// assert_eq!(status(&Error::Expired), 401);
+/// assert_eq!(status(&Error::unavailable("redis", std::io::Error::other("timeout"))), 503);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -170,6 +170,25 @@ impl StoreCapabilities {
 /// [`Error::Unavailable`] when the backend cannot be reached in bounded time, [`Error::Backend`]
 /// when it answers with an error or stored data does not decode. A store never turns a failure
 /// into "not found", and never leaves a half-written state behind an error.
+///
+/// # Examples
+///
+/// The manager is the usual caller; a store can also be driven directly, with `now` from the
+/// caller (here a tool that revokes a user's sessions after a breach):
+///
+/// ```
+/// use session_core::{Clock, RevokeReason, SessionStore, SystemClock, UserId, truncate_to_micros};
+///
+/// # async fn demo(store: &dyn SessionStore) -> Result<(), Box<dyn std::error::Error>> {
+/// let user = UserId::new("alice")?;
+/// let now = truncate_to_micros(SystemClock.now()); // stores keep whole microseconds
+/// let revoked = store
+///     .revoke_all(&user, None, now, RevokeReason::PasswordChanged)
+///     .await?;
+/// println!("{revoked} sessions of {user} revoked; {} capabilities", store.capabilities().name);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// What this store declares about itself.
