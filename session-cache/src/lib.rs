@@ -1,0 +1,98 @@
+//! # session-cache
+//!
+//! A near cache for any [`SessionStore`](session_core::SessionStore): validation (the store's
+//! `find`, run on every authenticated request) is answered from process memory, while a
+//! revocation made on any instance is still refused everywhere within milliseconds.
+//!
+//! [`CachedStore`] wraps an `Arc<dyn SessionStore>` and is a store itself (it passes the whole
+//! `session-conformance` suite on memory, SQLite, PostgreSQL and Redis). It is bounded by count
+//! and by bytes ([moka](https://docs.rs/moka), `TinyLFU` admission, LRU eviction).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use session_cache::CachedStore;
+//! use session_core::{LoginRequest, SessionConfig, SessionManager, UserId};
+//! use session_memory::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cached = CachedStore::builder(Arc::new(MemoryStore::new()))
+//!     .bounded_staleness(Duration::from_millis(500))
+//!     .build()?;
+//! let manager = SessionManager::new(Arc::new(cached.clone()), SessionConfig::default())?;
+//! let login = manager.login(&UserId::new("alice")?, LoginRequest::new()).await?;
+//! manager.validate(&login.session.id).await?; // read from the store, then cached
+//! manager.validate(&login.session.id).await?; // from memory
+//! assert_eq!(cached.stats().hits, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## What is cached, what is not
+//!
+//! | operation | through the cache |
+//! |---|---|
+//! | `find` (validate, get) | answered from memory when a valid entry is held; otherwise read from the store and, if found, cached |
+//! | `touch`, `rotate`, `revoke` | sent to the store, then the session's entry is dropped |
+//! | `revoke_all` | sent to the store, then every entry of the user is dropped |
+//! | `create` | sent to the store, then the entries of the sessions it evicted are dropped (all of the user's if it failed) |
+//! | `purge_expired` | sent to the store, then everything is dropped unless it deleted nothing |
+//! | `list`, `shared_secret` | sent to the store |
+//!
+//! Sliding expiry keeps working: the manager decides when to touch (its throttle reads the
+//! cached `last_active_at`, which is the stored one), the touch goes to the store, and the
+//! entry is dropped so the next validation reads the extended record. A session therefore costs
+//! one store read per touch interval and per instance, plus one per change made anywhere.
+//! Records that are not found are not cached.
+//!
+//! ## Invalidation across instances
+//!
+//! | backend | channel | what a change elsewhere costs | set-up |
+//! |---|---|---|---|
+//! | Redis (standalone) | `CLIENT TRACKING ON BCAST` on a dedicated RESP3 connection ([`session_redis::RedisTracking`], feature `redis`): Redis pushes the key of every record written, deleted or expired | the entry is dropped when the push arrives | `.invalidated_by(RedisTracking::new(&redis_config)?)` |
+//! | PostgreSQL | `LISTEN` to a trigger's `NOTIFY` on every update or delete of a session row ([`session_db::ChangeListener`], feature `postgres`) | the entry is dropped when the notification arrives (at the writer's commit) | `store.install_change_notifications().await?` once (an opt-in migration), then `.invalidated_by(store.change_listener()?)` |
+//! | SQLite, MySQL/MariaDB, Redis Sentinel or Cluster, memory, custom stores | none: **bounded staleness** | a change made through another instance may be served here for up to the `staleness` the user sets (each entry lives that long at most); changes made through this instance are seen at once | `.bounded_staleness(Duration::from_millis(500))` |
+//!
+//! A cache with a channel serves entries only while the channel is up. When it is lost (the
+//! connection closes, or a heartbeat sent every 500 ms goes unanswered) the cache forgets every
+//! entry and reads through to the store ("bypassed" in [`CacheStats`]) until the channel is
+//! back; a read that began before the loss is not cached. So an entry is never served once the
+//! cache knows an invalidation may have been missed. What it cannot know is a connection that
+//! died silently: the heartbeat bounds that window to about one second (Redis: 500 ms plus the
+//! store's `response_timeout`; PostgreSQL: two heartbeat intervals).
+//!
+//! Every entry is also read again after `max_age` (10 minutes by default), whatever the
+//! channel says.
+//!
+//! ## Revocation semantics
+//!
+//! A revocation (logout, logout-all, password change, reuse detection, eviction) made through
+//! instance A is refused by instance A at once (its own entry is dropped when the write
+//! returns) and by instance B as soon as B receives the invalidation. Measured on loopback
+//! (`cargo run --release -p session-benches --bin throughput -- --stores redis,postgres
+//! --cache-only`; B validating in a loop, A revoking, 200 revocations, the 2-core machine
+//! shared with other builds):
+//!
+//! | backend | p50 | p99 | max |
+//! |---|---|---|---|
+//! | Redis 7 (`CLIENT TRACKING`) | see the benches README | | |
+//! | PostgreSQL 15 (`LISTEN/NOTIFY`) | see the benches README | | |
+//!
+//! With bounded staleness, the maximum is the configured `staleness`.
+//!
+//! ## Memory
+//!
+//! Each entry weighs its estimated size (the record, its strings and app data, and about 100
+//! bytes of bookkeeping), and at least `max_bytes / max_entries`, against a total of
+//! `max_bytes`: so neither bound is exceeded (by more than moka's lazy eviction lets through
+//! for a moment).
+
+mod config;
+mod source;
+mod store;
+
+pub use config::{CacheBuilder, CacheConfig};
+pub use source::{InvalidationSink, InvalidationSource};
+pub use store::{CacheStats, CachedStore};
