@@ -52,12 +52,7 @@ impl CacheStats {
             return 0.0;
         }
         // Counts stay far below 2^52 in any run, so the conversion is exact enough for a rate.
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "a ratio of counters below 2^52 is exact enough"
-        )]
-        let rate = self.hits as f64 / total as f64;
-        rate
+        self.hits as f64 / total as f64
     }
 }
 
@@ -191,14 +186,13 @@ impl Shared {
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
         let key_gen = self.key_slot(id).load(Ordering::SeqCst);
-        if let Some(entry) = self.entries.get(id) {
-            if entry.epoch == epoch
-                && entry.key_gen == key_gen
-                && entry.user_gen == self.user_slot(&entry.record.user_id).load(Ordering::SeqCst)
-            {
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(entry.record.clone()));
-            }
+        if let Some(entry) = self.entries.get(id)
+            && entry.epoch == epoch
+            && entry.key_gen == key_gen
+            && entry.user_gen == self.user_slot(&entry.record.user_id).load(Ordering::SeqCst)
+        {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(entry.record.clone()));
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let user_bumps = self.user_bumps.load(Ordering::SeqCst);

@@ -16,6 +16,10 @@
     clippy::expect_used,
     reason = "test support: failing and announcing skips is its job"
 )]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test table names carry the wall-clock second they were made, for stale clean-up"
+)]
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher as _, Hasher as _};
