@@ -1,27 +1,4 @@
-//! Invalidation tracking: which session records other clients write, as soon as Redis applies
-//! the write, through server-assisted client-side caching (RESP3 `CLIENT TRACKING`).
-//!
-//! [`RedisTracking`] keeps one dedicated RESP3 connection in broadcasting mode
-//! (`CLIENT TRACKING ON BCAST PREFIX <key_prefix>{`): Redis then pushes an `invalidate`
-//! message on it for every key under the store's prefix that any client modifies, deletes or
-//! expires, right after the command that did it. The connection reads no key itself, so the
-//! server keeps no per-key tracking table for it (broadcasting mode costs the server one prefix
-//! match per write). A near cache (the `session-cache` crate) uses these events to evict its
-//! entries.
-//!
-//! Only a **standalone** server can be tracked: [`RedisTracking::new`] refuses a Sentinel or
-//! Cluster configuration (a cache in front of those needs a bounded staleness instead).
-//!
-//! # Events and the guarantee
-//!
-//! [`RedisTracking::run`] reports [`TrackingEvent::Tracking`] once tracking is on, then one
-//! [`TrackingEvent::Invalidated`] per session record written, deleted or expired (by any
-//! client, this process's included), and [`TrackingEvent::Lost`] as soon as it knows the
-//! connection is gone: the driver saw it close (`CLIENT KILL`, a server restart), or a `PING`
-//! sent every [`RedisTracking::with_heartbeat`] interval got no answer within the store's
-//! `response_timeout`. Between `Lost` and the next `Tracking`, writes may go unreported, so a
-//! cache must forget everything at `Lost` and not cache until `Tracking`. A write applied after
-//! `Tracking` is always reported before the next `Lost`.
+//! Invalidation tracking (`CLIENT TRACKING`): see [`RedisTracking`].
 
 use std::time::Duration;
 
@@ -48,7 +25,28 @@ pub enum TrackingEvent {
 }
 
 /// Follows writes to the session records under one key prefix on a standalone Redis server.
-/// See the [module docs](self).
+///
+/// It keeps one dedicated RESP3 connection in broadcasting mode
+/// (`CLIENT TRACKING ON BCAST PREFIX <key_prefix>{`): Redis then pushes an `invalidate`
+/// message on it for every key under the store's prefix that any client modifies, deletes or
+/// expires, right after the command that did it. The connection reads no key itself, so the
+/// server keeps no per-key tracking table for it (broadcasting mode costs the server one prefix
+/// match per write). A near cache (the `session-cache` crate) uses these events to evict its
+/// entries.
+///
+/// Only a **standalone** server can be tracked: [`RedisTracking::new`] refuses a Sentinel or
+/// Cluster configuration (a cache in front of those needs a bounded staleness instead).
+///
+/// # Events and the guarantee
+///
+/// [`RedisTracking::run`] reports [`TrackingEvent::Tracking`] once tracking is on, then one
+/// [`TrackingEvent::Invalidated`] per session record written, deleted or expired (by any
+/// client, this process's included), and [`TrackingEvent::Lost`] as soon as it knows the
+/// connection is gone: the driver saw it close (`CLIENT KILL`, a server restart), or a `PING`
+/// sent every [`RedisTracking::with_heartbeat`] interval got no answer within the store's
+/// `response_timeout`. Between `Lost` and the next `Tracking`, writes may go unreported, so a
+/// cache must forget everything at `Lost` and not cache until `Tracking`. A write applied after
+/// `Tracking` is always reported before the next `Lost`.
 #[derive(Debug, Clone)]
 pub struct RedisTracking {
     client: Client,
