@@ -236,3 +236,134 @@ async fn another_instance_refuses_within_the_staleness_bound() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A store whose `find` reads the record, then waits before answering: a read that overlaps a
+/// write and returns what it saw before it.
+struct SlowReads {
+    inner: Arc<MemoryStore>,
+    delay: Duration,
+}
+
+#[session_core::async_trait]
+impl SessionStore for SlowReads {
+    fn capabilities(&self) -> session_core::StoreCapabilities {
+        self.inner.capabilities()
+    }
+    async fn create(
+        &self,
+        record: session_core::SessionRecord,
+        limit: session_core::SessionLimit,
+    ) -> Result<session_core::CreateOutcome, Error> {
+        self.inner.create(record, limit).await
+    }
+    async fn find(
+        &self,
+        id: &session_core::SessionId,
+    ) -> Result<Option<session_core::SessionRecord>, Error> {
+        let seen = self.inner.find(id).await;
+        tokio::time::sleep(self.delay).await;
+        seen
+    }
+    async fn touch(
+        &self,
+        id: &session_core::SessionId,
+        now: OffsetDateTime,
+        idle_expires_at: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        self.inner.touch(id, now, idle_expires_at).await
+    }
+    async fn rotate(
+        &self,
+        rotation: session_core::Rotation,
+    ) -> Result<session_core::RotateOutcome, Error> {
+        self.inner.rotate(rotation).await
+    }
+    async fn revoke(
+        &self,
+        id: &session_core::SessionId,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<bool, Error> {
+        self.inner.revoke(id, now, reason).await
+    }
+    async fn revoke_all(
+        &self,
+        user: &UserId,
+        keep: Option<&session_core::SessionId>,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<u64, Error> {
+        self.inner.revoke_all(user, keep, now, reason).await
+    }
+    async fn list(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+        limit: std::num::NonZeroUsize,
+    ) -> Result<Vec<session_core::SessionRecord>, Error> {
+        self.inner.list(user, now, limit).await
+    }
+    async fn purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+        self.inner.purge_expired(now, batch).await
+    }
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        self.inner.shared_secret(name, candidate).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_overlapping_a_write_is_not_cached() {
+    let inner = Arc::new(MemoryStore::new());
+    let cache = CachedStore::builder(Arc::new(SlowReads {
+        inner: Arc::clone(&inner),
+        delay: Duration::from_millis(100),
+    }))
+    .bounded_staleness(Duration::from_secs(60))
+    .build()
+    .unwrap();
+    let clock = ManualClock::new(START);
+    let manager = manager(&cache, &clock, config());
+    for revoke_all in [false, true] {
+        let user = UserId::new(format!("erin-{revoke_all}")).unwrap();
+        let login = manager.login(&user, LoginRequest::new()).await.unwrap();
+        let id = login.session.id;
+        // The read sees the live record, then the revocation completes, then the read answers.
+        let reading = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.find(&id).await }
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        if revoke_all {
+            assert_eq!(
+                cache
+                    .revoke_all(
+                        &user,
+                        None,
+                        clock_now(&clock),
+                        RevokeReason::PasswordChanged
+                    )
+                    .await
+                    .unwrap(),
+                1
+            );
+        } else {
+            assert!(
+                cache
+                    .revoke(&id, clock_now(&clock), RevokeReason::Logout)
+                    .await
+                    .unwrap()
+            );
+        }
+        let stale = reading.await.unwrap().unwrap().unwrap();
+        assert!(
+            stale.revoked.is_none(),
+            "the overlapping read saw the old record"
+        );
+        // What it read must not be served afterwards.
+        let now = cache.find(&id).await.unwrap().unwrap();
+        assert!(
+            now.revoked.is_some(),
+            "a stale read was cached (revoke_all: {revoke_all})"
+        );
+    }
+}
