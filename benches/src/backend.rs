@@ -139,6 +139,11 @@ pub mod sql_table_names {
     pub const REDIS_OURS: &str = "bench:ours:";
     /// The raw Redis limit's prefix.
     pub const REDIS_RAW: &str = "bench:raw:";
+    /// Our Redis store's prefix behind the near cache.
+    pub const REDIS_CACHED: &str = "bench:cached:";
+    /// Our database store's table behind the near cache (it carries the change-notification
+    /// trigger, which [`OURS`] must not).
+    pub const CACHED: &str = "bench_cached_sessions";
 }
 
 /// The manager policies the benches run with: the defaults (sliding expiration with a

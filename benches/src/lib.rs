@@ -15,6 +15,7 @@
 //! The `throughput` binary prints the table; `benches/stores.rs` holds the criterion benches.
 
 mod backend;
+mod cache;
 mod error;
 mod limit;
 mod ours;
@@ -26,6 +27,7 @@ mod target;
 pub use backend::{
     OurStore, Servers, StoreKind, bench_config, connect_ours, scrub_redis, sql_table_names,
 };
+pub use cache::{CachedInstance, Visibility, connect_cached, revocation_visibility};
 pub use error::BenchError;
 pub use limit::{RawMemory, RawRedis, RawSql};
 pub use ours::Ours;

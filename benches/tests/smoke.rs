@@ -22,6 +22,24 @@ fn throughput_harness_smoke_run_succeeds() {
         "the smoke run failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
+    for store in ["postgres", "redis"] {
+        let near_cache = stdout
+            .split("### Near cache: validate")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            near_cache.contains(&format!("| {store} | 16 |")),
+            "no near-cache validate row for {store}:\n{stdout}"
+        );
+        let visibility = stdout
+            .split("### Near cache: revocation visibility")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            visibility.contains(&format!("| {store} | 20 |")),
+            "no revocation-visibility row for {store}:\n{stdout}"
+        );
+    }
     for store in ["memory", "sqlite", "postgres", "mysql", "redis"] {
         assert!(
             stdout.contains(&format!("| {store} | validate |")),

@@ -184,6 +184,13 @@
 //! debug build, the 2-core machine busy with other builds, two runs each): 4.2 and 5.1 s now,
 //! against 1.8 and 4.3 s for the former single statement, so up to about twice the time per row.
 //!
+//! ## Change notifications (PostgreSQL)
+//!
+//! [`DbStore::install_change_notifications`] (opt in) adds a trigger that sends
+//! `NOTIFY <table>_changed, '<session id>'` for every session row updated or deleted, and
+//! [`DbStore::change_listener`] follows them, so a near cache (the `session-cache` crate) evicts
+//! its entries within milliseconds of a write by any instance. See [`notify`].
+//!
 //! ## Testing
 //!
 //! The tests run the [`session-conformance`](https://docs.rs/session-conformance) suite on each
@@ -197,6 +204,8 @@ mod connect;
 mod dialect;
 mod error;
 pub mod migration;
+#[cfg(feature = "postgres")]
+pub mod notify;
 mod row;
 mod sql;
 mod store;
@@ -205,6 +214,8 @@ pub use config::{DEFAULT_SQLITE_URL, DEFAULT_TABLE, DbConfig, TableName};
 pub use dialect::Dialect;
 pub use error::ConnectError;
 pub use migration::{Migrator, migrations, schema_sql};
+#[cfg(feature = "postgres")]
+pub use notify::{ChangeEvent, ChangeListener, change_channel, change_notifications_sql};
 pub use store::DbStore;
 
 /// Re-exported so applications use the exact sea-orm this crate was built with.

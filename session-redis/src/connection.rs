@@ -432,3 +432,32 @@ impl Reconnecting {
         }
     }
 }
+
+/// A client of the standalone server `config` names, speaking RESP3 (for `CLIENT TRACKING`
+/// push messages), with the same address, credentials, database and TLS settings as the
+/// store's own connection.
+///
+/// # Errors
+///
+/// `config` names a Sentinel or Cluster deployment (no single server to track), or its URL,
+/// address or CA file is invalid.
+pub(crate) fn tracking_client(config: &RedisConfig) -> Result<Client, OpenError> {
+    if !matches!(config.topology, Topology::Standalone) {
+        return Err(OpenError::Config(ConfigError::Store(
+            "invalidation tracking needs a standalone Redis server; Sentinel and Cluster \
+             deployments are not supported yet"
+                .to_owned(),
+        )));
+    }
+    let info: ConnectionInfo = match &config.url {
+        Some(url) => url.as_str().into_connection_info()?,
+        None => addr(config, config.host.clone(), config.port)
+            .into_connection_info()?
+            .set_redis_settings(redis_settings(config)),
+    };
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    client_for(config, info.set_redis_settings(settings))
+}

@@ -164,6 +164,13 @@
 //! [`InputError::InvalidSessionId`](session_core::InputError::InvalidSessionId), before sending
 //! anything.
 //!
+//! ## Invalidation tracking
+//!
+//! [`RedisTracking`] reports every write to the store's session records, by any client, over a
+//! dedicated RESP3 connection with `CLIENT TRACKING ON BCAST`: a near cache (the
+//! `session-cache` crate) evicts its entries from it. Standalone servers only; see the
+//! [`RedisTracking`] docs for the events and what they guarantee.
+//!
 //! ## Notes
 //!
 //! - The scripts compare token hashes with Lua string equality, which is not constant-time. What
@@ -197,12 +204,14 @@ mod connection;
 mod error;
 mod keys;
 mod store;
+mod tracking;
 
 pub use config::{
     ClusterConfig, MAX_KEY_PREFIX_LEN, RedisConfig, RetryConfig, SentinelConfig, Topology,
 };
 pub use error::ConnectError;
 pub use store::RedisStore;
+pub use tracking::{DEFAULT_HEARTBEAT, RedisTracking, TrackingEvent};
 
 /// Re-exported so apps use the exact `redis` version this crate was built with.
 pub use redis;

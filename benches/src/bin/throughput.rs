@@ -4,8 +4,13 @@
 //! ```text
 //! cargo run --release -p session-benches --bin throughput -- \
 //!     [--stores memory,sqlite,postgres,mysql,redis] [--tasks 1,16] [--seconds-per-row 2] \
-//!     [--flat-large N] [--flat-large-db N] [--smoke]
+//!     [--flat-large N] [--flat-large-db N] [--cache-only | --no-cache] [--revocations N] [--smoke]
 //! ```
+//!
+//! With Redis or PostgreSQL among the stores, the run also measures the near cache
+//! (`session-cache`): validate through it at the highest task count against the raw round trip,
+//! its hit rate, and the revocation visibility between two instances (`--cache-only` measures
+//! only that).
 //!
 //! Exits non-zero on any store error.
 #![allow(
@@ -21,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use session_benches::{
     BenchError, Budget, Lane, Op, Ours, RawMemory, RawRedis, RawSql, RowStats, Servers, StoreKind,
-    Target, bench_config, connect_ours, resident_bytes, run_row, scrub_redis, sql_table_names,
-    tower_memory, tower_postgres, tower_redis,
+    Target, Visibility, bench_config, connect_cached, connect_ours, resident_bytes,
+    revocation_visibility, run_row, scrub_redis, sql_table_names, tower_memory, tower_postgres,
+    tower_redis,
 };
 use session_core::{Clock, LoginRequest, SessionManager, SystemClock, UserId};
 use session_memory::MemoryStore;
@@ -45,6 +51,19 @@ struct Args {
     flat_large: Option<usize>,
     flat_large_db: usize,
     footprint: usize,
+    cache: CacheRows,
+    revocations: usize,
+}
+
+/// Whether the near-cache rows are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CacheRows {
+    /// Beside everything else (the default).
+    Also,
+    /// Alone.
+    Only,
+    /// Not at all.
+    Skip,
 }
 
 fn parse_args() -> Result<Args, BenchError> {
@@ -57,6 +76,8 @@ fn parse_args() -> Result<Args, BenchError> {
         flat_large: None,
         flat_large_db: 100_000,
         footprint: FOOTPRINT_SESSIONS,
+        cache: CacheRows::Also,
+        revocations: 200,
     };
     let mut row_given = false;
     let mut it = std::env::args().skip(1);
@@ -95,10 +116,22 @@ fn parse_args() -> Result<Args, BenchError> {
                 args.flat_large_db = value()?.parse().map_err(|e| bad("--flat-large-db", &e))?;
             }
             "--smoke" => args.smoke = true,
+            "--cache-only" => args.cache = CacheRows::Only,
+            "--no-cache" => args.cache = CacheRows::Skip,
+            "--revocations" => {
+                args.revocations = value()?.parse().map_err(|e| bad("--revocations", &e))?;
+                if args.revocations == 0 {
+                    return Err(BenchError::new("--revocations", "at least 1"));
+                }
+            }
             "--help" | "-h" => {
                 println!(
                     "throughput [--stores memory,sqlite,postgres,mysql,redis] [--tasks 1,16] \
-                     [--seconds-per-row 2] [--flat-large N] [--flat-large-db N] [--smoke]"
+                     [--seconds-per-row 2] [--flat-large N] [--flat-large-db N] \
+                     [--cache-only | --no-cache] [--revocations 200] [--smoke]\n\n\
+                     --cache-only: only the near-cache rows (Redis and PostgreSQL among --stores)\n\
+                     --no-cache: no near-cache rows\n\
+                     --revocations: revocations timed for the revocation-visibility row"
                 );
                 std::process::exit(0);
             }
@@ -117,6 +150,7 @@ fn parse_args() -> Result<Args, BenchError> {
         args.flat_small = 100;
         args.flat_large.get_or_insert(2_000);
         args.footprint = 20_000;
+        args.revocations = args.revocations.min(20);
     }
     Ok(args)
 }
@@ -141,9 +175,21 @@ struct Flatness {
     at_large: RowStats,
 }
 
+/// Validate through the near cache against the raw round trip, on one store.
+struct CacheRow {
+    store: StoreKind,
+    tasks: usize,
+    cached: RowStats,
+    uncached: RowStats,
+    limit: RowStats,
+    hit_rate: f64,
+}
+
 /// Everything a run measured.
 #[derive(Default)]
 struct Report {
+    cache_rows: Vec<CacheRow>,
+    visibility: Vec<(StoreKind, Visibility)>,
     rows: Vec<Row>,
     memory_bytes_per_session: Option<(usize, f64)>,
     raw_memory_bytes_per_entry: Option<f64>,
@@ -167,7 +213,12 @@ impl Report {
             .iter()
             .map(|f| f.at_small.errors + f.at_large.errors)
             .sum();
-        rows + flat + u64::try_from(self.fill_errors.len()).unwrap_or(u64::MAX)
+        let cache: u64 = self
+            .cache_rows
+            .iter()
+            .map(|c| c.cached.errors + c.uncached.errors + c.limit.errors)
+            .sum();
+        rows + flat + cache + u64::try_from(self.fill_errors.len()).unwrap_or(u64::MAX)
     }
 }
 
@@ -335,6 +386,116 @@ async fn measure_store(
         };
         run_lanes(kind, tasks, args.row, ours, limit, peer, &mut report.rows).await?;
     }
+    if kind == StoreKind::Redis {
+        scrub_redis(&servers.redis, sql_table_names::REDIS_PREFIX).await?;
+    }
+    Ok(())
+}
+
+/// Login (untimed for the figures) then validate on a fresh lane of `target`.
+async fn validate_row<T: Target>(
+    target: T,
+    tasks: usize,
+    row: Duration,
+) -> Result<RowStats, BenchError> {
+    let mut lane = Lane::new(target, tasks);
+    lane.run(Op::Login, row).await?;
+    lane.run(Op::Validate, row)
+        .await?
+        .ok_or_else(|| BenchError::new("validate", "no validate row"))
+}
+
+/// The near cache on `kind`: validate through it, through the bare store and as the raw round
+/// trip, at the highest task count, then the revocation visibility between two instances.
+async fn measure_cache(
+    kind: StoreKind,
+    args: &Args,
+    servers: &Servers,
+    run: &str,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let tasks = args.tasks.iter().copied().max().unwrap_or(16);
+    let sessions = if args.smoke { 200 } else { 1_000 };
+    let run = format!("{run}-cache-{kind}");
+    eprintln!("  {kind} / near cache / validate at {tasks} tasks");
+    let a = connect_cached(kind, servers, true).await?;
+    let b = connect_cached(kind, servers, false).await?;
+    let before = a.cached.stats();
+    let cached = validate_row(
+        Ours::new(
+            Arc::new(a.cached.clone()),
+            bench_config(),
+            &format!("{run}-c"),
+            budget(sessions, tasks),
+        )?,
+        tasks,
+        args.row,
+    )
+    .await?;
+    let after = a.cached.stats();
+    let served = |s: session_cache::CacheStats| (s.hits, s.misses + s.bypassed);
+    let (hits, misses) = (
+        served(after).0 - served(before).0,
+        served(after).1 - served(before).1,
+    );
+    let hit_rate = if hits + misses == 0 {
+        0.0
+    } else {
+        session_benches_f64(hits) / session_benches_f64(hits + misses)
+    };
+    let uncached = validate_row(
+        Ours::new(
+            Arc::clone(&a.raw),
+            bench_config(),
+            &format!("{run}-u"),
+            budget(sessions, tasks),
+        )?,
+        tasks,
+        args.row,
+    )
+    .await?;
+    let limit = match kind {
+        StoreKind::Redis => {
+            scrub_redis(&servers.redis, sql_table_names::REDIS_RAW).await?;
+            let raw = RawRedis::connect(
+                &servers.redis,
+                sql_table_names::REDIS_RAW,
+                SQL_BODY_BYTES,
+                &run,
+                budget(sessions, tasks),
+            )
+            .await?;
+            validate_row(raw, tasks, args.row).await?
+        }
+        _ => {
+            let db =
+                a.db.clone()
+                    .ok_or_else(|| BenchError::new(kind.name(), "no pool"))?;
+            let raw = RawSql::new(
+                db,
+                sql_table_names::RAW,
+                SQL_BODY_BYTES,
+                &run,
+                budget(sessions, tasks),
+            )
+            .await?;
+            validate_row(raw, tasks, args.row).await?
+        }
+    };
+    report.cache_rows.push(CacheRow {
+        store: kind,
+        tasks,
+        cached,
+        uncached,
+        limit,
+        hit_rate,
+    });
+    eprintln!(
+        "  {kind} / near cache / revocation visibility over {} revocations",
+        args.revocations
+    );
+    let visibility = revocation_visibility(&a, &b, args.revocations, &run).await?;
+    report.visibility.push((kind, visibility));
     if kind == StoreKind::Redis {
         scrub_redis(&servers.redis, sql_table_names::REDIS_PREFIX).await?;
     }
@@ -632,6 +793,19 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
         args.row.as_secs_f64(),
         took.as_secs_f64()
     );
+    if !report.rows.is_empty() || args.cache != CacheRows::Only {
+        render_main(&mut out, report);
+    }
+    render_cache(&mut out, report);
+
+    let _ = writeln!(out, "\n### Targets\n");
+    for line in targets(report, args) {
+        let _ = writeln!(out, "- {line}");
+    }
+    out
+}
+
+fn render_main(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "| store | operation | tasks | ops/s | p50 µs | p99 µs | limit ops/s | % of limit | tower-sessions ops/s | × vs tower-sessions |"
@@ -783,12 +957,129 @@ fn render(report: &Report, args: &Args, took: Duration) -> String {
             );
         }
     }
+}
 
-    let _ = writeln!(out, "\n### Targets\n");
-    for line in targets(report, args) {
-        let _ = writeln!(out, "- {line}");
+fn render_cache(out: &mut String, report: &Report) {
+    if !report.cache_rows.is_empty() {
+        let _ = writeln!(out, "\n### Near cache: validate\n");
+        let _ = writeln!(
+            out,
+            "| store | tasks | cached ops/s | p50 µs | p99 µs | hit rate | raw round trip ops/s | × raw | uncached ops/s | × uncached |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in &report.cache_rows {
+            let figures = clean(Some(&row.cached)).map_or_else(
+                || "— | — | —".to_owned(),
+                |s| {
+                    format!(
+                        "{} | {} | {}",
+                        fmt_rate(s.ops_per_sec()),
+                        fmt_us(s.latency_us(0.5)),
+                        fmt_us(s.latency_us(0.99))
+                    )
+                },
+            );
+            let rate = |s: &RowStats| {
+                clean(Some(s)).map_or("—".to_owned(), |s| fmt_rate(s.ops_per_sec()))
+            };
+            let times = |other: &RowStats| {
+                ratio(Some(&row.cached), Some(other))
+                    .map_or("—".to_owned(), |r| format!("{r:.1}×"))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {figures} | {:.2} % | {} | {} | {} | {} |",
+                row.store,
+                row.tasks,
+                row.hit_rate * 100.0,
+                rate(&row.limit),
+                times(&row.limit),
+                rate(&row.uncached),
+                times(&row.uncached),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nCached: our store behind `session-cache` (Redis: `CLIENT TRACKING` invalidation; \
+             PostgreSQL: `LISTEN/NOTIFY` from the change trigger), through `SessionManager::validate`, \
+             1 000 sessions validated round robin. Raw round trip: a bare `GET` of a \
+             {SQL_BODY_BYTES}-byte value (Redis) or a primary-key `SELECT` of a {SQL_BODY_BYTES}-byte \
+             row (PostgreSQL). Uncached: the same store without the cache. Hit rate: `find` calls \
+             answered from memory during the cached row (the misses are each session's first \
+             validation)."
+        );
     }
-    out
+    if !report.visibility.is_empty() {
+        let _ = writeln!(out, "\n### Near cache: revocation visibility\n");
+        let _ = writeln!(
+            out,
+            "| store | revocations | p50 µs | p99 µs | max µs | the revoke's own round trip: p50 µs | p99 µs | validations accepted after the revoke was sent |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (store, v) in &report.visibility {
+            let q = |q: f64| fmt_us(session_benches_f64(v.micros.value_at_quantile(q)));
+            let r = |q: f64| fmt_us(session_benches_f64(v.revoke_micros.value_at_quantile(q)));
+            let _ = writeln!(
+                out,
+                "| {store} | {} | {} | {} | {} | {} | {} | {} |",
+                v.micros.len(),
+                q(0.5),
+                q(0.99),
+                fmt_us(session_benches_f64(v.micros.max())),
+                r(0.5),
+                r(0.99),
+                v.accepted_after
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nTwo instances on one backend, each with its own store connections and near cache. \
+             Per revocation: a login through A; B validates until it answers from memory; a task \
+             validates through B in a loop (a thread of its own, one validation every 100 µs: the \
+             measurement's resolution) while A logs the session out; the time runs from the \
+             moment A sends the revocation (its round trip included) to B's first refusal. The \
+             revoke's own round trip is the part spent before the write committed (on PostgreSQL \
+             a commit waits for the WAL flush)."
+        );
+    }
+}
+
+fn cache_targets(report: &Report, args: &Args, lines: &mut Vec<String>) {
+    if args.cache == CacheRows::Skip {
+        return;
+    }
+    for (store, floor, limit) in [
+        (StoreKind::Redis, 5.0, "a bare Redis `GET`"),
+        (StoreKind::Postgres, 10.0, "a PostgreSQL primary-key select"),
+    ] {
+        if !args.stores.contains(&store) {
+            continue;
+        }
+        let name = format!("cached validate at 16 tasks is at least {floor:.0}× {limit}");
+        let row = report.cache_rows.iter().find(|r| r.store == store);
+        match row.and_then(|r| ratio(Some(&r.cached), Some(&r.limit))) {
+            Some(r) => lines.push(format!(
+                "{name}: {} ({r:.1}×, at {} tasks)",
+                verdict(r >= floor),
+                row.map_or(0, |r| r.tasks)
+            )),
+            None => lines.push(format!("{name}: not measured")),
+        }
+    }
+    for store in [StoreKind::Redis, StoreKind::Postgres] {
+        if !args.stores.contains(&store) {
+            continue;
+        }
+        let name =
+            format!("revocation visible on the other instance within 5 ms at p99 on {store}");
+        match report.visibility.iter().find(|(s, _)| *s == store) {
+            Some((_, v)) => {
+                let p99 = v.micros.value_at_quantile(0.99);
+                lines.push(format!("{name}: {} ({} µs)", verdict(p99 <= 5_000), p99));
+            }
+            None => lines.push(format!("{name}: not measured")),
+        }
+    }
 }
 
 fn find(report: &Report, store: StoreKind, op: Op, tasks: usize) -> Option<&Row> {
@@ -804,6 +1095,10 @@ fn verdict(met: bool) -> &'static str {
 
 fn targets(report: &Report, args: &Args) -> Vec<String> {
     let mut lines = Vec::new();
+    if args.cache == CacheRows::Only {
+        cache_targets(report, args, &mut lines);
+        return lines;
+    }
     let tasks = 16;
     let measured = args.tasks.contains(&tasks);
     for (store, floor) in [
@@ -867,6 +1162,7 @@ fn targets(report: &Report, args: &Args) -> Vec<String> {
         None if failed.is_empty() => lines.push(format!("{name}: not measured in this run")),
         None => lines.push(format!("{name}: not measured{not_compared}")),
     }
+    cache_targets(report, args, &mut lines);
     let name = "memory store at most 300 bytes per session beyond the app data";
     match report.memory_bytes_per_session {
         Some((_, bytes)) => lines.push(format!(
@@ -883,6 +1179,17 @@ async fn run(args: &Args) -> Result<Report, BenchError> {
     let nonce = SystemClock.now().unix_timestamp_nanos() % 1_000_000_000;
     let run = format!("b{}x{nonce}", std::process::id());
     let mut report = Report::default();
+    if args.cache != CacheRows::Skip {
+        for &kind in &args.stores {
+            if matches!(kind, StoreKind::Redis | StoreKind::Postgres) {
+                eprintln!("{kind} (near cache):");
+                measure_cache(kind, args, &servers, &run, &mut report).await?;
+            }
+        }
+    }
+    if args.cache == CacheRows::Only {
+        return Ok(report);
+    }
     for &kind in &args.stores {
         eprintln!("{kind}:");
         measure_store(kind, args, &servers, &run, &mut report).await?;
