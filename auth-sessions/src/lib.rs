@@ -78,10 +78,12 @@ mod setup;
 mod storage;
 
 pub use load::{CONFIG_FILE_VAR, DATABASE_URL_VAR, ENV_PREFIX, LoadError, REDIS_URL_VAR};
+pub use session_cache::{CacheConfig, CacheStats, CachedStore};
 pub use session_core::*;
 pub use setup::{CleanupSettings, Migrate, Sessions, SessionsBuilder, SessionsConfig};
 pub use storage::{
     DatabaseSettings, MemorySettings, NotCompiled, RedisSettings, StorageConfig, connect,
+    connect_cached,
 };
 
 /// The axum integration (`session-axum`), when the `axum` feature is on.

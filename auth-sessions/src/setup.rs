@@ -8,7 +8,9 @@ use session_core::{
     SessionEvent, SessionManager, SessionStore, Telemetry,
 };
 
-use crate::storage::{StorageConfig, connect};
+use session_cache::CacheConfig;
+
+use crate::storage::{StorageConfig, connect_cached};
 
 /// The whole configuration: the policies, the store, and its upkeep.
 ///
@@ -40,6 +42,10 @@ pub struct SessionsConfig {
     pub migrate: Migrate,
     /// Metrics on or off, user ids redacted or not, in spans and logs.
     pub telemetry: Telemetry,
+    /// The near cache in front of the store (`[cache]`, off by default): validation from
+    /// process memory, invalidated by Redis `CLIENT TRACKING` (standalone) or PostgreSQL
+    /// `LISTEN/NOTIFY`, or after the `staleness` it sets for any other store.
+    pub cache: CacheConfig,
 }
 
 /// Whether [`Sessions::start`] migrates the database schema.
@@ -198,7 +204,7 @@ impl SessionsBuilder {
         config.cleanup.config.validate()?;
         let store = match self.store {
             Some(store) => store,
-            None => connect(&config.storage, config.migrate.0).await?,
+            None => connect_cached(&config.storage, config.migrate.0, &config.cache).await?,
         };
         let native_expiry = store.capabilities().native_expiry;
         let store: Arc<dyn SessionStore> =

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use session_cache::{CacheConfig, CachedStore};
 use session_core::{ConfigError, ConnectError, SessionStore};
 
 /// Settings of the database store ([`session_db::DbConfig`] when a database feature is on).
@@ -130,4 +131,48 @@ pub async fn connect(
         #[cfg(not(feature = "memory"))]
         StorageConfig::Memory(_) => Err(not_compiled("memory", "`memory`")),
     }
+}
+
+/// [`connect`], then, when `cache.enabled`, the near cache in front of the store, invalidated by
+/// the store's channel where it has one: Redis `CLIENT TRACKING` (standalone servers) or
+/// PostgreSQL `LISTEN/NOTIFY` (its trigger is installed with the schema when `migrate` is on);
+/// any other store needs `cache.staleness`.
+///
+/// # Errors
+///
+/// As [`connect`], and [`ConnectError::Config`] for a cache with neither a channel nor a
+/// staleness.
+pub async fn connect_cached(
+    storage: &StorageConfig,
+    migrate: bool,
+    cache: &CacheConfig,
+) -> Result<Arc<dyn SessionStore>, ConnectError> {
+    if !cache.enabled {
+        return connect(storage, migrate).await;
+    }
+    let builder = match storage {
+        #[cfg(feature = "redis")]
+        StorageConfig::Redis(settings)
+            if matches!(settings.topology, session_redis::Topology::Standalone) =>
+        {
+            let tracking = session_redis::RedisTracking::new(settings)?;
+            CachedStore::builder(connect(storage, migrate).await?)
+                .config(cache.clone())
+                .invalidated_by(tracking)
+        }
+        #[cfg(feature = "postgres")]
+        StorageConfig::Database(settings) if settings.effective_url().starts_with("postgres") => {
+            let db = session_db::DbStore::connect_with(settings.clone()).await?;
+            if migrate {
+                db.migrate().await?;
+                db.install_change_notifications().await?;
+            }
+            let listener = db.change_listener()?;
+            CachedStore::builder(Arc::new(db))
+                .config(cache.clone())
+                .invalidated_by(listener)
+        }
+        _ => CachedStore::builder(connect(storage, migrate).await?).config(cache.clone()),
+    };
+    Ok(Arc::new(builder.build()?))
 }
