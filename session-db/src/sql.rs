@@ -49,9 +49,11 @@ pub(crate) struct Sql {
     /// MySQL: the per-user lock row. (PostgreSQL takes an advisory lock keyed by
     /// [`Sql::user_lock_keys`]; SQLite locks the whole database.)
     pub(crate) lock_user: String,
-    /// MySQL: the live sessions past the newest `?`, newest first. A plain read: the per-user
-    /// lock row already serializes the user's logins, and `FOR UPDATE` would take gap locks on
-    /// the `user_id` index that deadlock with other users' inserts.
+    /// MySQL: the live sessions past the newest `?`, newest first, as a locking read: it reads
+    /// the latest committed rows (not the transaction's snapshot) and locks every session row
+    /// of the user it scans, and the gaps between them, to the commit, so no touch, rotation,
+    /// revocation or uncapped login of the user changes what it counted before the login
+    /// commits. Its gap locks can deadlock with other users' logins; the loser runs again.
     pub(crate) over_cap: String,
     pub(crate) touch: String,
     /// SQLite and PostgreSQL: the compare-and-swap with `RETURNING`; matches no row whose
@@ -183,7 +185,7 @@ impl Sql {
             lock_user: p(lock_user),
             over_cap: p(format!(
                 "SELECT id FROM {t} WHERE user_id = ? AND {LIVE} \
-                 ORDER BY created_at DESC, id DESC {over_cap}"
+                 ORDER BY created_at DESC, id DESC {over_cap} FOR UPDATE"
             )),
             touch: p(format!(
                 "UPDATE {t} SET last_active_at = ?, \

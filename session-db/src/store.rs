@@ -461,8 +461,9 @@ impl DbStore {
     }
 
     /// MySQL/MariaDB: no `UPDATE … RETURNING`, so the sessions over the cap are selected first
-    /// (under the user's lock row, so no other login of the user runs meanwhile; the read is the
-    /// transaction's snapshot, taken after the lock), then revoked by id.
+    /// (under the user's lock row, so no other capped login of the user runs meanwhile, by a
+    /// locking read that sees the latest rows and holds them until the commit), then revoked by
+    /// id.
     async fn create_capped_mysql(
         &self,
         record: &SessionRecord,
@@ -507,8 +508,8 @@ impl DbStore {
                 evicted.extend_from_slice(chunk);
                 continue;
             }
-            // Another caller (a logout takes no user lock) revoked some of them after the read
-            // above: report only those this eviction revoked. The read sees this transaction's
+            // A guard (the locking read above holds the rows, so no other caller can revoke
+            // them in between): report only those this eviction revoked. The read sees this transaction's
             // own writes, and those of others as of its snapshot, where they were still live.
             let mut params = vec![Value::from(RevokeReason::Evicted.as_str()), self.time(now)];
             params.extend(ids);
