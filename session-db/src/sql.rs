@@ -44,7 +44,11 @@ pub(crate) struct Sql {
     pub(crate) insert_below_cap: String,
     /// SQLite: revoke all but the newest `?` live sessions, returning `id, created_at`.
     pub(crate) evict: String,
-    /// PostgreSQL: [`Sql::evict`] and the insert in one statement.
+    /// PostgreSQL: the eviction and the insert in one statement (the user, `now` and `now`, the
+    /// reason, how many to keep, then the insert's values). It first locks the user's live
+    /// sessions (`FOR UPDATE`: it waits for a concurrent revocation, touch or rotation of one of
+    /// them and reads its latest version), so it evicts by the sessions as they are at its
+    /// commit, and no such change lands until then.
     pub(crate) evict_and_insert: String,
     /// MySQL: the per-user lock row. (PostgreSQL takes an advisory lock keyed by
     /// [`Sql::user_lock_keys`]; SQLite locks the whole database.)
@@ -165,14 +169,28 @@ impl Sql {
         );
         Self {
             find: p(format!("SELECT {SELECT_COLUMNS} FROM {t} WHERE id = ?")),
-            insert_below_cap: p(format!(
-                "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
-                 WHERE (SELECT COUNT(*) FROM {t} WHERE user_id = ? AND {LIVE}) < ?"
-            )),
-            evict: p(evict_update.clone()),
+            // PostgreSQL counts the rows it locks (`FOR UPDATE` waits for a concurrent change
+            // of a live session and reads its latest version), so a session revoked or touched
+            // while the statement runs is counted as it is at the commit.
+            insert_below_cap: p(match dialect {
+                Dialect::Postgres => format!(
+                    "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
+                     WHERE (SELECT COUNT(*) FROM (SELECT id FROM {t} WHERE user_id = ? \
+                     AND {LIVE} FOR UPDATE) AS live) < ?"
+                ),
+                Dialect::Sqlite | Dialect::MySql => format!(
+                    "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
+                     WHERE (SELECT COUNT(*) FROM {t} WHERE user_id = ? AND {LIVE}) < ?"
+                ),
+            }),
+            evict: p(evict_update),
             evict_and_insert: p(format!(
-                "WITH evicted AS ({evict_update}), inserted AS ({insert}) \
-                 SELECT id, created_at FROM evicted"
+                "WITH locked AS (SELECT id, created_at FROM {t} WHERE user_id = ? AND {LIVE} \
+                 FOR UPDATE), \
+                 evicted AS (UPDATE {t} SET revoked_at = ?, revoke_reason = ? \
+                 WHERE revoked_at IS NULL AND id IN (SELECT id FROM locked \
+                 ORDER BY created_at DESC, id DESC OFFSET ?) RETURNING id, created_at), \
+                 inserted AS ({insert}) SELECT id, created_at FROM evicted"
             )),
             insert_uncapped: p(match dialect {
                 Dialect::Postgres => format!(

@@ -444,7 +444,13 @@ impl DbStore {
             }
             (Dialect::Postgres, _) => {
                 let tx = self.begin_locked_postgres(&record.user_id).await?;
-                let mut params = self.evict_values(&record.user_id, now, keep_newest);
+                let mut params = vec![
+                    self.dialect.user(&record.user_id),
+                    self.time(now),
+                    self.time(now),
+                    Value::from(RevokeReason::Evicted.as_str()),
+                    Value::from(keep_newest),
+                ];
                 params.extend_from_slice(values);
                 let evicted = tx
                     .query_all_raw(self.statement(&self.sql.evict_and_insert, params))
