@@ -3,7 +3,7 @@
 
 use sea_orm::{DbBackend, QueryResult, Value};
 use session_core::{ConfigError, UserId};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// One of the supported databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,12 +111,16 @@ impl Dialect {
         }
     }
 
-    /// An instant as stored: a native timestamp on PostgreSQL (`timestamptz`) and MySQL
-    /// (`DATETIME(6)`, UTC), whole microseconds since the Unix epoch on SQLite.
+    /// An instant as stored: a native timestamp on PostgreSQL (`timestamptz`), whole
+    /// microseconds since the Unix epoch on SQLite, and on MySQL the UTC wall-clock time bound
+    /// as a `DATETIME` (not a `TIMESTAMP`: MariaDB turns a `TIMESTAMP` parameter past
+    /// 2038-01-19 into `NULL`, and converts it through the session time zone), so that every
+    /// instant a `DATETIME(6)` column holds (years 1000 to 9999) round-trips exactly.
     pub(crate) fn time(self, at: OffsetDateTime) -> Value {
         match self {
             Self::Sqlite => Value::BigInt(Some(unix_micros(at))),
-            Self::Postgres | Self::MySql => Value::from(at.to_offset(time::UtcOffset::UTC)),
+            Self::Postgres => Value::from(at.to_offset(time::UtcOffset::UTC)),
+            Self::MySql => Value::from(utc_wall_clock(at)),
         }
     }
 
@@ -125,7 +129,8 @@ impl Dialect {
         match (self, at) {
             (_, Some(at)) => self.time(at),
             (Self::Sqlite, None) => Value::BigInt(None),
-            (Self::Postgres | Self::MySql, None) => Value::from(None::<OffsetDateTime>),
+            (Self::Postgres, None) => Value::from(None::<OffsetDateTime>),
+            (Self::MySql, None) => Value::from(None::<PrimitiveDateTime>),
         }
     }
 
@@ -140,9 +145,15 @@ impl Dialect {
                 let micros: Option<i64> = row.try_get_by_index(index)?;
                 micros.map(from_unix_micros).transpose()
             }
-            Self::Postgres | Self::MySql => {
+            Self::Postgres => {
                 let at: Option<OffsetDateTime> = row.try_get_by_index(index)?;
                 Ok(at.map(|at| at.to_offset(time::UtcOffset::UTC)))
+            }
+            // `DATETIME(6)` holds the UTC wall-clock time (rows written before instants were
+            // bound as `DATETIME` hold the same).
+            Self::MySql => {
+                let at: Option<PrimitiveDateTime> = row.try_get_by_index(index)?;
+                Ok(at.map(PrimitiveDateTime::assume_utc))
             }
         }
     }
@@ -167,6 +178,12 @@ impl Dialect {
         };
         UserId::new(text).map_err(|e| DecodeError::new(e.to_string()))
     }
+}
+
+/// The UTC wall-clock date and time of `at`.
+pub(crate) fn utc_wall_clock(at: OffsetDateTime) -> PrimitiveDateTime {
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    PrimitiveDateTime::new(utc.date(), utc.time())
 }
 
 /// Whole microseconds since the Unix epoch.

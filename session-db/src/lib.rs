@@ -3,8 +3,9 @@
 //! A [`SessionStore`](session_core::SessionStore) on SQL databases through sea-orm: **SQLite**
 //! (the embedded default: a file, or in memory), **PostgreSQL** and **MySQL/MariaDB**, chosen by
 //! the connection URL. Every store operation is one SQL statement, or one short transaction
-//! where a per-user cap must hold under concurrent logins; the tables below list exactly what
-//! each operation sends.
+//! where a per-user cap must hold under concurrent logins (and, on PostgreSQL and MySQL, where a
+//! revoke-all must see such a login whole); the tables below list exactly what each operation
+//! sends.
 //!
 //! ## Quick start
 //!
@@ -59,17 +60,24 @@
 //! | operation | SQLite | PostgreSQL | MySQL / MariaDB |
 //! |---|---|---|---|
 //! | `find` | 1 `SELECT` | 1 | 1 |
-//! | `create`, no cap | 1 `INSERT` | 1 | 1 |
+//! | `create`, no cap | 1 `INSERT` | 1 (`INSERT … SELECT` that takes the user's advisory lock in shared mode: it waits for a capped login of the user in flight, and a capped login waits for it) | 1 |
 //! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 4: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` and the advisory lock in one simple-protocol query, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted, and a `SELECT` of the ones it revoked if a concurrent logout revoked some first) |
 //! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 4: `BEGIN`, isolation level + advisory lock (one query), the same `INSERT … SELECT`, `COMMIT` | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
 //! | `touch` | 1 `UPDATE` | 1 | 1 |
 //! | `rotate`, won (with or without a device to record) | 1 `UPDATE … RETURNING` | 1 | 2: `SELECT`, `UPDATE` (compare-and-swap on hash and generation) |
 //! | `rotate`, rejected | 2: the `UPDATE`, then `SELECT` | 2 | 1 `SELECT`; 3 if another call changed the record between the two |
 //! | `revoke` | 1 `UPDATE` | 1 | 1 |
-//! | `revoke_all` | 1 `UPDATE` | 1 | 1 |
+//! | `revoke_all` | 1 `UPDATE` (under the database write lock) | 4: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` and the user's advisory lock (the capped login's) in one simple-protocol query, `UPDATE`, `COMMIT` | 4: `BEGIN`, `SELECT … FOR UPDATE` of the user's lock row (creating none), `UPDATE`, `COMMIT` |
 //! | `list` | 1 `SELECT` | 1 | 1 |
 //! | `purge_expired` | 1 `DELETE` of at most `batch` rows | 1 (the purge lock is taken inside it) | 6: `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`, `BEGIN`, `SELECT` of at most `batch` expired sessions, their `DELETE`, the `DELETE` of their users' lock rows where no session is left, `COMMIT` (4 when nothing expired; one more `DELETE` of each kind per 500 rows or users) |
 //! | `shared_secret` | 2: `INSERT … ON CONFLICT DO NOTHING`, `SELECT` | 2 | 2: `INSERT IGNORE`, `SELECT` |
+//!
+//! A rejected rotation costs more only on a rare race: when the record read after the refused
+//! compare-and-swap would accept the rotation (a concurrent call changed it in between, e.g.
+//! re-installed the presented hash or extended its expiry), that record is no answer for a
+//! refusal, so the swap is tried again: 2 more statements per round (SQLite, PostgreSQL: the
+//! `UPDATE` and the `SELECT`; MySQL: the `UPDATE` and the next `SELECT`), at most 8 swaps, then
+//! [`Error::Unavailable`](session_core::Error::Unavailable).
 //!
 //! MySQL and MariaDB cost one more statement on a won rotation because neither has
 //! `UPDATE … RETURNING`; the store reads the record, then swaps on `(token_hash, generation)`
@@ -82,10 +90,14 @@
 //! | guarantee | how |
 //! |---|---|
 //! | one winner among concurrent rotations of a token | `UPDATE … WHERE id = ? AND token_hash = ? AND revoked_at IS NULL AND expires_at > now` (MySQL: and `generation = ?`); only the row's new version can match once |
+//! | a refused rotation answers a record that refuses it | `RotateOutcome::Rejected(record)` carries a record read within the call that is revoked, expired at the rotation's `now`, or holds another token; a record read that would accept the rotation makes the store swap again (above) |
+//! | a generation that cannot grow is refused, nothing written | the swap also requires `generation < 2^63 - 1` (SQLite would otherwise store an overflowing `generation + 1` as a floating-point value; MySQL computes it in the store); such a rotation fails with [`Error::Backend`](session_core::Error::Backend) saying the generation is exhausted, and the record is unchanged |
+//! | a revoke-all sees a concurrent capped login whole | it waits for the login's per-user lock before its `UPDATE` (SQLite: the database write lock; PostgreSQL: the same advisory lock, so the `UPDATE`'s READ COMMITTED snapshot is taken after the login committed its evictions and its insert; MySQL: a locking read of the user's lock row), so it counts what one serial order of the two gives |
+//! | a capped login counts the sessions as they are when it commits | SQLite: the write lock from `BEGIN IMMEDIATE`; PostgreSQL: its statement runs after taking the user's advisory lock, which an uncapped login's `INSERT` takes in shared mode, and locks the user's live sessions (`FOR UPDATE`) before it counts them, so a concurrent revocation, touch or rotation of one is counted as it is at the commit; MySQL: the `SELECT` of the sessions over the cap is a locking read (`FOR UPDATE`: the latest rows, locked with the gaps between them until the commit, so a concurrent touch, rotation, revocation or uncapped login of the user waits; its gap locks can deadlock with other users' logins, and the loser runs again) |
 //! | the per-user cap holds under concurrent logins, none fails spuriously | SQLite: the database write lock (`BEGIN IMMEDIATE`); PostgreSQL: `pg_advisory_xact_lock` keyed on the table and the user (32-bit keys from SHA-256), so even a user's first logins queue; MySQL: an `INSERT … ON DUPLICATE KEY UPDATE` on a per-user row of `<table>_user_locks`, held to the commit |
 //! | a lost deadlock is not an error | a login transaction or single statement that the database aborted as a deadlock victim (or serialization failure; nothing of it was applied) runs again, at most 8 tries in all, after jittered pauses, then [`Error::Unavailable`](session_core::Error::Unavailable). On MySQL a revoke-all and concurrent capped logins of the same user can deadlock on InnoDB's gap locks; the retry resolves it |
 //! | nothing half-written | a failed capped login rolls back its evictions with its insert |
-//! | records read back equal to what was written | instants in UTC with microseconds (`timestamptz`, `DATETIME(6)`, SQLite integer microseconds), app data as text, byte for byte |
+//! | records read back equal to what was written | instants in UTC with microseconds (`timestamptz`, `DATETIME(6)`, SQLite integer microseconds), app data as text, byte for byte. MySQL: instants are bound as `DATETIME` values holding the UTC wall-clock time (MariaDB turns a `TIMESTAMP` parameter past 2038-01-19 into `NULL`), so any instant from year 1000 to 9999 round-trips to the microsecond |
 //! | user ids compare exactly | MySQL stores them as `VARBINARY`, so no collation folds case or trailing spaces |
 //! | a shared secret is stored once | `INSERT … ON CONFLICT (name) DO NOTHING` (MySQL: `INSERT IGNORE`) on the primary key of `<table>_secrets`, then a read in its own statement, so concurrent first calls from any number of processes all read the one row that won |
 //! | MySQL's lock rows hold no user id longer than the user's sessions | the purge deletes, in the transaction that deletes expired sessions, the lock rows of their users who have no session row left; a login that holds the row makes that delete wait, and a login after it recreates the row, so logins still queue on it |

@@ -24,26 +24,44 @@ pub(crate) const INSERT_ARITY: usize = 17;
 /// The live-at-`?` condition, for a row named without alias.
 const LIVE: &str = "revoked_at IS NULL AND expires_at > ?";
 
+/// The generation can still grow: `generation + 1` fits the signed 64-bit column. (SQLite
+/// would turn an overflowing `generation + 1` into a floating-point value and store it; a
+/// rotation whose row fails this changes nothing and the store answers
+/// [`Error::Backend`](session_core::Error::Backend).)
+const GROWABLE: &str = "generation < 9223372036854775807";
+
 /// Every statement of one store.
 #[derive(Debug, Clone)]
 pub(crate) struct Sql {
     pub(crate) find: String,
     pub(crate) insert: String,
+    /// PostgreSQL: the insert of a login without a cap, taking the user's advisory lock in
+    /// shared mode for its implicit transaction (the values, then the two lock keys). It waits
+    /// for a capped login of the user in flight, and a capped login waits for it, so the capped
+    /// login's statement sees it committed or not at all. Other dialects: [`Sql::insert`].
+    pub(crate) insert_uncapped: String,
     /// SQLite and PostgreSQL: insert only while the user has fewer than `?` live sessions.
     pub(crate) insert_below_cap: String,
     /// SQLite: revoke all but the newest `?` live sessions, returning `id, created_at`.
     pub(crate) evict: String,
-    /// PostgreSQL: [`Sql::evict`] and the insert in one statement.
+    /// PostgreSQL: the eviction and the insert in one statement (the user, `now` and `now`, the
+    /// reason, how many to keep, then the insert's values). It first locks the user's live
+    /// sessions (`FOR UPDATE`: it waits for a concurrent revocation, touch or rotation of one of
+    /// them and reads its latest version), so it evicts by the sessions as they are at its
+    /// commit, and no such change lands until then.
     pub(crate) evict_and_insert: String,
     /// MySQL: the per-user lock row. (PostgreSQL takes an advisory lock keyed by
     /// [`Sql::user_lock_keys`]; SQLite locks the whole database.)
     pub(crate) lock_user: String,
-    /// MySQL: the live sessions past the newest `?`, newest first. A plain read: the per-user
-    /// lock row already serializes the user's logins, and `FOR UPDATE` would take gap locks on
-    /// the `user_id` index that deadlock with other users' inserts.
+    /// MySQL: the live sessions past the newest `?`, newest first, as a locking read: it reads
+    /// the latest committed rows (not the transaction's snapshot) and locks every session row
+    /// of the user it scans, and the gaps between them, to the commit, so no touch, rotation,
+    /// revocation or uncapped login of the user changes what it counted before the login
+    /// commits. Its gap locks can deadlock with other users' logins; the loser runs again.
     pub(crate) over_cap: String,
     pub(crate) touch: String,
-    /// SQLite and PostgreSQL: the compare-and-swap with `RETURNING`.
+    /// SQLite and PostgreSQL: the compare-and-swap with `RETURNING`; matches no row whose
+    /// generation cannot grow.
     pub(crate) rotate_returning: String,
     /// [`Sql::rotate_returning`] that also sets `user_agent`, `ip` and `device_name` (the
     /// first three values, before the new token hash).
@@ -61,6 +79,9 @@ pub(crate) struct Sql {
     pub(crate) revoke: String,
     pub(crate) revoke_all: String,
     pub(crate) revoke_all_keep: String,
+    /// MySQL: waits for the user's lock row, if any, held by a capped login in flight (a
+    /// locking read: it creates no row).
+    pub(crate) wait_user_lock: String,
     pub(crate) list: String,
     /// SQLite and PostgreSQL: one bounded purge statement.
     pub(crate) purge: String,
@@ -94,6 +115,13 @@ impl Sql {
             }
             Dialect::Postgres | Dialect::Sqlite => String::new(),
         };
+        let wait_user_lock = match dialect {
+            Dialect::MySql => {
+                let locks = dialect.quote(&format!("{table}_user_locks"));
+                format!("SELECT user_id FROM {locks} WHERE user_id = ? FOR UPDATE")
+            }
+            Dialect::Postgres | Dialect::Sqlite => String::new(),
+        };
         let purge = match dialect {
             Dialect::Sqlite => format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ?)"
@@ -121,7 +149,8 @@ impl Sql {
                  generation = generation + 1, rotated_at = ?, last_active_at = ?, \
                  idle_expires_at = {least}(?, absolute_expires_at), \
                  expires_at = {least}(?, absolute_expires_at) \
-                 WHERE id = ? AND token_hash = ? AND {LIVE} RETURNING {SELECT_COLUMNS}"
+                 WHERE id = ? AND token_hash = ? AND {LIVE} AND {GROWABLE} \
+                 RETURNING {SELECT_COLUMNS}"
             ))
         };
         // MySQL assigns left to right: `previous_token_hash` reads the old `token_hash`
@@ -140,20 +169,41 @@ impl Sql {
         );
         Self {
             find: p(format!("SELECT {SELECT_COLUMNS} FROM {t} WHERE id = ?")),
-            insert_below_cap: p(format!(
-                "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
-                 WHERE (SELECT COUNT(*) FROM {t} WHERE user_id = ? AND {LIVE}) < ?"
-            )),
-            evict: p(evict_update.clone()),
+            // PostgreSQL counts the rows it locks (`FOR UPDATE` waits for a concurrent change
+            // of a live session and reads its latest version), so a session revoked or touched
+            // while the statement runs is counted as it is at the commit.
+            insert_below_cap: p(match dialect {
+                Dialect::Postgres => format!(
+                    "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
+                     WHERE (SELECT COUNT(*) FROM (SELECT id FROM {t} WHERE user_id = ? \
+                     AND {LIVE} FOR UPDATE) AS live) < ?"
+                ),
+                Dialect::Sqlite | Dialect::MySql => format!(
+                    "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
+                     WHERE (SELECT COUNT(*) FROM {t} WHERE user_id = ? AND {LIVE}) < ?"
+                ),
+            }),
+            evict: p(evict_update),
             evict_and_insert: p(format!(
-                "WITH evicted AS ({evict_update}), inserted AS ({insert}) \
-                 SELECT id, created_at FROM evicted"
+                "WITH locked AS (SELECT id, created_at FROM {t} WHERE user_id = ? AND {LIVE} \
+                 FOR UPDATE), \
+                 evicted AS (UPDATE {t} SET revoked_at = ?, revoke_reason = ? \
+                 WHERE revoked_at IS NULL AND id IN (SELECT id FROM locked \
+                 ORDER BY created_at DESC, id DESC OFFSET ?) RETURNING id, created_at), \
+                 inserted AS ({insert}) SELECT id, created_at FROM evicted"
             )),
+            insert_uncapped: p(match dialect {
+                Dialect::Postgres => format!(
+                    "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
+                     FROM (SELECT pg_advisory_xact_lock_shared(?, ?)) AS gate"
+                ),
+                Dialect::Sqlite | Dialect::MySql => insert.clone(),
+            }),
             insert: p(insert),
             lock_user: p(lock_user),
             over_cap: p(format!(
                 "SELECT id FROM {t} WHERE user_id = ? AND {LIVE} \
-                 ORDER BY created_at DESC, id DESC {over_cap}"
+                 ORDER BY created_at DESC, id DESC {over_cap} FOR UPDATE"
             )),
             touch: p(format!(
                 "UPDATE {t} SET last_active_at = ?, \
@@ -174,6 +224,7 @@ impl Sql {
             )),
             revoke_all_keep: p(format!("{revoke_all} AND id <> ?")),
             revoke_all: p(revoke_all),
+            wait_user_lock: p(wait_user_lock),
             list: p(format!(
                 "SELECT {SELECT_COLUMNS} FROM {t} WHERE user_id = ? AND {LIVE} \
                  ORDER BY created_at DESC, id DESC LIMIT ?"

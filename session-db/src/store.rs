@@ -52,6 +52,11 @@ pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// deadlock victim (or serialization failure) is run before [`Error::Unavailable`] is returned.
 const ATTEMPTS: u32 = 8;
 
+/// How many compare-and-swaps a rotation tries in all before [`Error::Unavailable`], when each
+/// lost one is followed by a read showing a record that would accept it (a concurrent call
+/// changed the record in between, each time).
+const ROTATE_ATTEMPTS: u32 = 8;
+
 /// The pause before attempt `attempt + 1`: grows with the attempt, with up to 5 ms of jitter so
 /// two transactions that deadlocked do not collide again in step.
 fn retry_pause(attempt: u32) -> Duration {
@@ -439,7 +444,13 @@ impl DbStore {
             }
             (Dialect::Postgres, _) => {
                 let tx = self.begin_locked_postgres(&record.user_id).await?;
-                let mut params = self.evict_values(&record.user_id, now, keep_newest);
+                let mut params = vec![
+                    self.dialect.user(&record.user_id),
+                    self.time(now),
+                    self.time(now),
+                    Value::from(RevokeReason::Evicted.as_str()),
+                    Value::from(keep_newest),
+                ];
                 params.extend_from_slice(values);
                 let evicted = tx
                     .query_all_raw(self.statement(&self.sql.evict_and_insert, params))
@@ -456,8 +467,9 @@ impl DbStore {
     }
 
     /// MySQL/MariaDB: no `UPDATE … RETURNING`, so the sessions over the cap are selected first
-    /// (under the user's lock row, so no other login of the user runs meanwhile; the read is the
-    /// transaction's snapshot, taken after the lock), then revoked by id.
+    /// (under the user's lock row, so no other capped login of the user runs meanwhile, by a
+    /// locking read that sees the latest rows and holds them until the commit), then revoked by
+    /// id.
     async fn create_capped_mysql(
         &self,
         record: &SessionRecord,
@@ -502,8 +514,8 @@ impl DbStore {
                 evicted.extend_from_slice(chunk);
                 continue;
             }
-            // Another caller (a logout takes no user lock) revoked some of them after the read
-            // above: report only those this eviction revoked. The read sees this transaction's
+            // A guard (the locking read above holds the rows, so no other caller can revoke
+            // them in between): report only those this eviction revoked. The read sees this transaction's
             // own writes, and those of others as of its snapshot, where they were still live.
             let mut params = vec![Value::from(RevokeReason::Evicted.as_str()), self.time(now)];
             params.extend(ids);
@@ -593,60 +605,101 @@ impl DbStore {
     }
 
     /// MySQL/MariaDB rotation: read, then a compare-and-swap on `(token_hash, generation)`.
+    /// A read record that refuses the rotation is the answer (it was read within the call); a
+    /// lost swap reads again, at most [`ROTATE_ATTEMPTS`] times in all.
     async fn rotate_mysql(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
-        let Some(current) = self.find_on(&self.db, &rotation.id).await? else {
-            return Ok(RotateOutcome::NotFound);
-        };
-        if !current.is_live(rotation.now) || current.token_hash != rotation.presented {
-            return Ok(RotateOutcome::Rejected(current));
-        }
-        let next_generation = current
-            .generation
-            .checked_add(1)
-            .ok_or_else(|| Error::backend(self.dialect.name(), "generation counter overflow"))?;
-        let generation = i64::try_from(next_generation)
-            .map_err(|_| Error::backend(self.dialect.name(), "generation counter overflow"))?;
-        let expected = i64::try_from(current.generation)
-            .map_err(|_| Error::backend(self.dialect.name(), "generation out of range"))?;
-        let (sql, mut params) = match &rotation.device {
-            Some(device) => (&self.sql.rotate_cas_device, device_values(device)),
-            None => (&self.sql.rotate_cas, Vec::new()),
-        };
-        params.extend([
-            hash_value(Some(&rotation.next)),
-            Value::from(generation),
-            self.time(rotation.now),
-            self.time(rotation.now),
-            self.time(rotation.idle_expires_at),
-            self.time(rotation.idle_expires_at),
-            Value::from(rotation.id.to_string()),
-            hash_value(Some(&rotation.presented)),
-            Value::from(expected),
-            self.time(rotation.now),
-        ]);
-        let swapped = self.write(sql, params).await?;
-        if swapped == 1 {
-            let now = truncate_to_micros(rotation.now);
-            let mut rotated = current;
-            rotated.previous_token_hash = Some(rotated.token_hash);
-            rotated.token_hash = rotation.next;
-            rotated.generation = next_generation;
-            rotated.rotated_at = Some(now);
-            rotated.last_active_at = now;
-            rotated.idle_expires_at =
-                truncate_to_micros(rotation.idle_expires_at).min(rotated.absolute_expires_at);
-            if let Some(device) = rotation.device {
-                rotated.device = device;
+        for _ in 0..ROTATE_ATTEMPTS {
+            let Some(current) = self.find_on(&self.db, &rotation.id).await? else {
+                return Ok(RotateOutcome::NotFound);
+            };
+            if let Some(refused) = self.refusal(current.clone(), &rotation)? {
+                return Ok(refused);
             }
-            return Ok(RotateOutcome::Rotated(rotated));
+            let next_generation = current.generation.saturating_add(1);
+            let generation = i64::try_from(next_generation)
+                .map_err(|_| self.generation_exhausted(current.generation))?;
+            let expected = i64::try_from(current.generation)
+                .map_err(|_| self.generation_exhausted(current.generation))?;
+            let (sql, mut params) = match &rotation.device {
+                Some(device) => (&self.sql.rotate_cas_device, device_values(device)),
+                None => (&self.sql.rotate_cas, Vec::new()),
+            };
+            params.extend([
+                hash_value(Some(&rotation.next)),
+                Value::from(generation),
+                self.time(rotation.now),
+                self.time(rotation.now),
+                self.time(rotation.idle_expires_at),
+                self.time(rotation.idle_expires_at),
+                Value::from(rotation.id.to_string()),
+                hash_value(Some(&rotation.presented)),
+                Value::from(expected),
+                self.time(rotation.now),
+            ]);
+            if self.write(sql, params).await? == 1 {
+                let now = truncate_to_micros(rotation.now);
+                let mut rotated = current;
+                rotated.previous_token_hash = Some(rotated.token_hash);
+                rotated.token_hash = rotation.next;
+                rotated.generation = next_generation;
+                rotated.rotated_at = Some(now);
+                rotated.last_active_at = now;
+                rotated.idle_expires_at =
+                    truncate_to_micros(rotation.idle_expires_at).min(rotated.absolute_expires_at);
+                if let Some(device) = rotation.device {
+                    rotated.device = device;
+                }
+                return Ok(RotateOutcome::Rotated(rotated));
+            }
+            // Another call changed the record between the read and the swap: read it again.
         }
-        // Another call changed the record between the read and the swap.
-        Ok(match self.find_on(&self.db, &rotation.id).await? {
-            Some(record) => RotateOutcome::Rejected(record),
-            None => RotateOutcome::NotFound,
-        })
+        Err(self.rotation_contended())
+    }
+
+    /// What a rotation refused by the compare-and-swap answers, given the record read after
+    /// it: `Rejected(record)` when the record indeed refuses the rotation (not live at
+    /// `rotation.now`, or another current token), [`Error::Backend`] when it would accept it
+    /// but its generation cannot grow, and `None` when it would accept it (it changed between
+    /// the swap and the read, so the swap is tried again).
+    fn refusal(
+        &self,
+        record: SessionRecord,
+        rotation: &Rotation,
+    ) -> Result<Option<RotateOutcome>, Error> {
+        if !record.is_live(rotation.now) || record.token_hash != rotation.presented {
+            return Ok(Some(RotateOutcome::Rejected(record)));
+        }
+        if i64::try_from(record.generation).map_or(true, |generation| generation == i64::MAX) {
+            return Err(self.generation_exhausted(record.generation));
+        }
+        Ok(None)
+    }
+
+    fn generation_exhausted(&self, generation: u64) -> Error {
+        Error::backend(self.dialect.name(), GenerationExhausted(generation))
+    }
+
+    fn rotation_contended(&self) -> Error {
+        Error::unavailable(self.dialect.name(), RotationContended(ROTATE_ATTEMPTS))
     }
 }
+
+/// A rotation of a record whose generation cannot grow in the signed 64-bit column.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the session's generation is exhausted: {0} cannot grow in the signed 64-bit column; \
+     nothing was written"
+)]
+struct GenerationExhausted(u64);
+
+/// Every compare-and-swap of a rotation lost to a concurrent change that left the record
+/// accepting the presented token again.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the rotation lost {0} compare-and-swaps in a row to concurrent changes of the session; \
+     nothing was written"
+)]
+struct RotationContended(u32);
 
 /// App data too large for the MySQL server's `max_allowed_packet`.
 #[derive(Debug, thiserror::Error)]
@@ -701,7 +754,12 @@ impl DbStore {
         let values =
             insert_values(self.dialect, &record).map_err(|e| decode_error(self.dialect, e))?;
         let Some(max) = limit.max else {
-            self.write(&self.sql.insert, values).await?;
+            let mut values = values;
+            if self.dialect == Dialect::Postgres {
+                let (table_key, user_key) = self.sql.user_lock_keys(&record.user_id);
+                values.extend([Value::from(table_key), Value::from(user_key)]);
+            }
+            self.write(&self.sql.insert_uncapped, values).await?;
             return Ok(CreateOutcome::Created {
                 evicted: Vec::new(),
             });
@@ -758,14 +816,21 @@ impl DbStore {
             hash_value(Some(&rotation.presented)),
             self.time(rotation.now),
         ]);
-        let row = self.write_returning(sql, params).await?;
-        if let Some(row) = row {
-            return Ok(RotateOutcome::Rotated(self.decode(&row)?));
+        for _ in 0..ROTATE_ATTEMPTS {
+            if let Some(row) = self.write_returning(sql, params.clone()).await? {
+                return Ok(RotateOutcome::Rotated(self.decode(&row)?));
+            }
+            // Refused: the record read now is the answer if it refuses the rotation too. If it
+            // would accept it, a concurrent call changed it after the swap (or its generation
+            // is exhausted): a record that accepts is no answer for a refusal.
+            let Some(record) = self.find_on(&self.db, &rotation.id).await? else {
+                return Ok(RotateOutcome::NotFound);
+            };
+            if let Some(refused) = self.refusal(record, &rotation)? {
+                return Ok(refused);
+            }
         }
-        Ok(match self.find_on(&self.db, &rotation.id).await? {
-            Some(record) => RotateOutcome::Rejected(record),
-            None => RotateOutcome::NotFound,
-        })
+        Err(self.rotation_contended())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
@@ -806,7 +871,46 @@ impl DbStore {
             }
             None => &self.sql.revoke_all,
         };
-        self.write(sql, params).await
+        if self.dialect == Dialect::Sqlite {
+            // The statement runs under the database write lock, after any capped login's
+            // `BEGIN IMMEDIATE` transaction.
+            return self.write(sql, params).await;
+        }
+        let mut attempt = 1;
+        loop {
+            match self.revoke_all_locked(user, sql, &params).await {
+                Ok(revoked) => return Ok(revoked),
+                Err(error) => self.retry_or_fail(error, &mut attempt).await?,
+            }
+        }
+    }
+
+    /// PostgreSQL and MySQL: the revoke-all `UPDATE` in a short transaction that first waits
+    /// for the user's capped login in flight, if any (PostgreSQL: the same advisory lock, at
+    /// READ COMMITTED; MySQL: a locking read of the user's lock row). The `UPDATE` then sees
+    /// that login whole: its evictions and its new session, never the one without the other.
+    async fn revoke_all_locked(
+        &self,
+        user: &UserId,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<u64, DbErr> {
+        let tx = if self.dialect == Dialect::Postgres {
+            self.begin_locked_postgres(user).await?
+        } else {
+            let tx = self.db.begin().await?;
+            tx.query_all_raw(
+                self.statement(&self.sql.wait_user_lock, vec![self.dialect.user(user)]),
+            )
+            .await?;
+            tx
+        };
+        let revoked = tx
+            .execute_raw(self.statement(sql, params.to_vec()))
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]

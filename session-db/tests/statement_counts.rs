@@ -118,6 +118,7 @@ struct Expected {
     create_rejected: usize,
     rotate_won: usize,
     rotate_lost: usize,
+    revoke_all: usize,
     purge: usize,
 }
 
@@ -263,7 +264,7 @@ async fn count(backend: Backend, expected: Expected) {
     assert!(revoked);
     let revoked = expect_count!(
         "revoke_all",
-        1,
+        expected.revoke_all,
         store
             .revoke_all(&user, None, later, RevokeReason::LogoutAll)
             .await
@@ -300,6 +301,7 @@ async fn sqlite_statement_counts() {
             create_rejected: 1,
             rotate_won: 1,
             rotate_lost: 2,
+            revoke_all: 1,
             purge: 1,
         },
     )
@@ -318,6 +320,8 @@ async fn postgres_statement_counts() {
             create_rejected: 4,
             rotate_won: 1,
             rotate_lost: 2,
+            // BEGIN, the isolation level and the user's advisory lock (one query), UPDATE, COMMIT.
+            revoke_all: 4,
             purge: 1,
         },
     )
@@ -336,6 +340,8 @@ async fn mysql_statement_counts() {
             create_rejected: 4,
             rotate_won: 2,
             rotate_lost: 1,
+            // BEGIN, the locking read of the user's lock row, UPDATE, COMMIT.
+            revoke_all: 4,
             // SET TRANSACTION ISOLATION LEVEL READ COMMITTED, BEGIN, SELECT of the expired
             // sessions, DELETE of them, DELETE of their users' orphaned lock rows, COMMIT.
             purge: 6,

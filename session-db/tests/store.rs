@@ -304,6 +304,83 @@ async fn an_existing_schema_upgrades(backend: Backend) {
     }
 }
 
+/// Instants from year 1000 to 9999 (what a MySQL `DATETIME(6)` holds) round-trip to the
+/// microsecond, and compare right in the statements: a session that expires in 9999 is live in
+/// 2039 (past MariaDB's `TIMESTAMP` range) for `list`, `touch` and `rotate`.
+async fn far_instants_round_trip(backend: Backend) {
+    let Some(store) = support::store(backend).await else {
+        return;
+    };
+    let early = datetime!(1000-01-01 0:00:00.000001 UTC);
+    let late = datetime!(9999-12-31 23:59:59.999999 UTC);
+    let mut written = record("far instants", early);
+    written.idle_expires_at = late;
+    written.absolute_expires_at = late;
+    written.rotated_at = Some(datetime!(2038-01-19 3:14:08.000001 UTC));
+    store
+        .create(written.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    assert_eq!(store.find(&written.id).await.unwrap().unwrap(), written);
+
+    let now = datetime!(2039-06-01 0:00:00.5 UTC);
+    let listed = store
+        .list(&written.user_id, now, NonZeroUsize::new(5).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![written.clone()]);
+    let idle = datetime!(2100-02-28 23:59:59.999999 UTC);
+    assert!(store.touch(&written.id, now, idle).await.unwrap());
+    let rotation = Rotation {
+        id: written.id,
+        presented: written.token_hash,
+        next: TokenHash::from_bytes([0xEE; 32]),
+        now,
+        idle_expires_at: late,
+        device: None,
+    };
+    let RotateOutcome::Rotated(rotated) = store.rotate(rotation).await.unwrap() else {
+        panic!("a session live until 9999 rotates in 2039");
+    };
+    assert_eq!(rotated.idle_expires_at, late);
+    assert_eq!(rotated.rotated_at, Some(now));
+    assert_eq!(store.find(&written.id).await.unwrap().unwrap(), rotated);
+}
+
+/// A rotation at the largest generation the column keeps writes nothing and fails with a
+/// backend error saying the generation is exhausted; the record reads back unchanged.
+async fn exhausted_generation_is_refused(backend: Backend) {
+    let Some(store) = support::store(backend).await else {
+        return;
+    };
+    let mut written = record("exhausted", NOW);
+    written.generation = i64::MAX.unsigned_abs();
+    store
+        .create(written.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let rotation = Rotation {
+        id: written.id,
+        presented: written.token_hash,
+        next: TokenHash::from_bytes([0xAB; 32]),
+        now: NOW + time::Duration::seconds(1),
+        idle_expires_at: NOW + time::Duration::hours(1),
+        device: None,
+    };
+    let refused = store.rotate(rotation).await;
+    let Err(error @ Error::Backend { .. }) = refused else {
+        panic!("expected a backend error, got {refused:?}");
+    };
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    assert!(chain.contains("exhausted"), "{chain}");
+    assert_eq!(store.find(&written.id).await.unwrap().unwrap(), written);
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite_file {
@@ -336,6 +413,8 @@ on_every_backend!(
     rotation_records_the_device,
     app_data_bound_is_declared,
     an_existing_schema_upgrades,
+    far_instants_round_trip,
+    exhausted_generation_is_refused,
 );
 
 /// MySQL: app data above the server's `max_allowed_packet` is refused at once with a
