@@ -7,8 +7,6 @@
     reason = "a test fails by panicking"
 )]
 
-use std::time::Duration;
-
 use auth_sessions::{ConnectError, LoginRequest, Sessions, SessionsConfig, UserId};
 
 fn parse(text: &str) -> SessionsConfig {
@@ -46,6 +44,8 @@ async fn sqlite_with_a_staleness_serves_validations_from_memory() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_instances_see_each_others_revocations() {
+    use std::time::Duration;
+
     let prefix = format!("cachecfg{:x}:", std::process::id());
     let text = format!(
         "[storage]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\"\n[cache]\nenabled = true\n"
