@@ -262,12 +262,14 @@ impl Sessions {
     /// settings of your choosing.
     ///
     /// ```
-    /// use std::sync::Arc;
-    /// use auth_sessions::{Sessions, SessionsConfig, SessionEvent, StorageConfig, Telemetry};
+    /// use auth_sessions::{Sessions, SessionsConfig, SessionEvent, Telemetry};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let config = SessionsConfig::new().with_storage(toml::from_str("type = \"memory\"")?);
+    /// # let dir = tempfile::tempdir()?;
+    /// # let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    /// # let config: SessionsConfig =
+    /// #     toml::from_str(&format!("[storage]\ntype = \"database\"\nurl = \"{url}\"\n"))?;
     /// let sessions = Sessions::builder(config)
     ///     .event_sink(|event: &SessionEvent| tracing::info!(?event, "audit"))
     ///     .telemetry(Telemetry::new().with_redact_user_ids(true))
