@@ -300,60 +300,49 @@ async fn every_subcommand_on_sqlite() {
     database_flow(&env, database_config(&url, "auth_sessions"), "").await;
 }
 
-#[cfg(feature = "postgres")]
-#[tokio::test]
-async fn every_subcommand_on_postgres() {
+/// The whole database flow on a server, in a table of its own, dropped afterwards with every
+/// table its migrations made (`quote` is the dialect's identifier quote).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn flow_on_server(url: &str, quote: char, hint: &str) {
     use auth_sessions::db::sea_orm::ConnectionTrait;
-    let url = "postgres://postgres@127.0.0.1/test";
     let table = unique("cli");
     let env = [
         ("DATABASE_URL", url),
         ("AUTH_SESSIONS_STORAGE__TABLE", table.as_str()),
     ];
-    database_flow(
-        &env,
-        database_config(url, &table),
+    database_flow(&env, database_config(url, &table), hint).await;
+    let store = auth_sessions::db::DbStore::connect(url).await.unwrap();
+    for suffix in ["", "_migrations", "_secrets", "_user_locks"] {
+        store
+            .connection()
+            .execute_unprepared(&format!(
+                "DROP TABLE IF EXISTS {quote}{table}{suffix}{quote}"
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn every_subcommand_on_postgres() {
+    flow_on_server(
+        "postgres://postgres@127.0.0.1/test",
+        '"',
         "start PostgreSQL with scripts/services.sh up",
     )
     .await;
-    let store = auth_sessions::db::DbStore::connect(url).await.unwrap();
-    store
-        .connection()
-        .execute_unprepared(&format!(
-            "DROP TABLE \"{table}\"; DROP TABLE \"{table}_migrations\""
-        ))
-        .await
-        .unwrap();
 }
 
 #[cfg(feature = "mysql")]
 #[tokio::test]
 async fn every_subcommand_on_mariadb() {
-    use auth_sessions::db::sea_orm::ConnectionTrait;
-    let url = "mysql://root@127.0.0.1:3306/test";
-    let table = unique("cli");
-    let env = [
-        ("DATABASE_URL", url),
-        ("AUTH_SESSIONS_STORAGE__TABLE", table.as_str()),
-    ];
-    database_flow(
-        &env,
-        database_config(url, &table),
+    flow_on_server(
+        "mysql://root@127.0.0.1:3306/test",
+        '`',
         "start MariaDB with scripts/services.sh up",
     )
     .await;
-    let store = auth_sessions::db::DbStore::connect(url).await.unwrap();
-    for dropped in [
-        table.clone(),
-        format!("{table}_migrations"),
-        format!("{table}_user_locks"),
-    ] {
-        store
-            .connection()
-            .execute_unprepared(&format!("DROP TABLE IF EXISTS `{dropped}`"))
-            .await
-            .unwrap();
-    }
 }
 
 #[cfg(feature = "redis")]

@@ -41,7 +41,7 @@ pub enum AccessTokenError {
 ///
 /// An outage is never a 401: a client keeps its tokens and retries. The body is
 /// `{"error": {"code": "...", "message": "..."}}`; the message never carries a token, a hash or a
-/// store's internal error (those are logged).
+/// store's own error text (hosts, driver details: those are logged).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
@@ -148,14 +148,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "session store failed");
-            "internal error".to_owned()
-        } else {
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                tracing::warn!(error = %self, "session store unavailable");
+        // A store's own error names hosts, ports and driver details: log it, never send it.
+        let message = match status {
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %self, "session store failed");
+                "internal error".to_owned()
             }
-            self.to_string()
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(error = %self, "session store unavailable");
+                "the session store is unavailable; retry later".to_owned()
+            }
+            _ => self.to_string(),
         };
         let code = self.code();
         let mut response = (

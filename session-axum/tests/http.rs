@@ -256,15 +256,7 @@ async fn a_user_revokes_only_their_own_sessions() {
     let grace = Browser::new(&app);
     frank.login("frank").await;
     grace.login("grace").await;
-    let grace_id = grace
-        .get("/me")
-        .await
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["session"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let grace_id = grace.session_id().await;
     let stolen = frank
         .send(
             frank
@@ -286,15 +278,7 @@ async fn a_user_revokes_only_their_own_sessions() {
     // Grace revokes her own second session from a form, and is sent back to the page.
     let tablet = Browser::new(&app);
     tablet.login("grace").await;
-    let tablet_id = tablet
-        .get("/me")
-        .await
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["session"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tablet_id = tablet.session_id().await;
     let form = grace
         .post(&format!(
             "/auth/sessions/{tablet_id}/revoke?redirect=/devices"

@@ -168,6 +168,12 @@ impl Browser {
         self.send(request, "/login").await
     }
 
+    /// The id of the session this browser is signed in with (from `GET /me`).
+    pub async fn session_id(&self) -> String {
+        let me: serde_json::Value = self.get("/me").await.json().await.unwrap();
+        me["session"].as_str().unwrap().to_owned()
+    }
+
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.jar.lock().unwrap().get(name).cloned()
     }
