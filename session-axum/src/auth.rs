@@ -221,13 +221,7 @@ impl SessionAuth {
     ) -> Result<Issued, ApiError> {
         let now = self.inner.manager.now();
         let access = self.inner.tokens.issue(&session, now)?;
-        Ok(Issued::new(
-            session,
-            refresh,
-            access,
-            self.inner.config.clone(),
-            now,
-        ))
+        Ok(Issued::new(session, refresh, access, self.clone(), now))
     }
 }
 

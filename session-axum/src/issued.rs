@@ -11,7 +11,8 @@ use session_core::time::OffsetDateTime;
 use session_core::{RefreshToken, SessionRecord};
 
 use crate::access::IssuedAccess;
-use crate::config::{Transport, WebConfig};
+use crate::auth::SessionAuth;
+use crate::config::Transport;
 use crate::cookies;
 use crate::view::SessionView;
 
@@ -30,7 +31,7 @@ pub struct Issued {
     session: SessionRecord,
     refresh: RefreshToken,
     access: IssuedAccess,
-    config: WebConfig,
+    auth: SessionAuth,
     now: OffsetDateTime,
 }
 
@@ -65,14 +66,14 @@ impl Issued {
         session: SessionRecord,
         refresh: RefreshToken,
         access: IssuedAccess,
-        config: WebConfig,
+        auth: SessionAuth,
         now: OffsetDateTime,
     ) -> Self {
         Self {
             session,
             refresh,
             access,
-            config,
+            auth,
             now,
         }
     }
@@ -113,10 +114,11 @@ impl Issued {
     }
 
     fn set_cookies(&self, response: &mut Response) {
-        if self.config.transport == Transport::Cookie {
+        let config = self.auth.config();
+        if config.transport == Transport::Cookie {
             cookies::set_tokens(
                 response.headers_mut(),
-                &self.config,
+                config,
                 (&self.access.token, self.access.expires_at),
                 (self.refresh.expose_secret(), self.session.expires_at()),
                 self.now,
@@ -142,7 +144,7 @@ pub(crate) fn see_other(to: &str) -> Response {
 impl IntoResponse for Issued {
     fn into_response(self) -> Response {
         let view = self.view();
-        let mut response = match self.config.transport {
+        let mut response = match self.auth.config().transport {
             Transport::Cookie => Json(CookieBody {
                 session: view,
                 access_expires_at: self.access.expires_at,
