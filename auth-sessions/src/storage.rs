@@ -45,6 +45,10 @@ impl<'de> Deserialize<'de> for NotCompiled {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once from the configuration; its size depends on the features compiled in"
+)]
 pub enum StorageConfig {
     /// A SQL database through sea-orm: SQLite (embedded, the default), PostgreSQL, MySQL or
     /// MariaDB, chosen by the URL.

@@ -43,6 +43,7 @@ mod events;
 mod id;
 mod manager;
 mod record;
+mod stats;
 mod store;
 pub mod telemetry;
 mod token;
@@ -56,6 +57,7 @@ pub use events::{EventSink, SessionEvent};
 pub use id::{RoutingTag, SessionId};
 pub use manager::{Login, LoginRequest, RefreshRequest, Refreshed, SessionManager};
 pub use record::{AppData, DeviceInfo, Revocation, RevokeReason, SessionRecord};
+pub use stats::{StatsCounter, StoreStats};
 pub use store::{
     CreateOutcome, LimitMode, ROTATION_KEY_SECRET, RotateOutcome, Rotation, SessionLimit,
     SessionStore, StoreCapabilities, check_shared_secret_args,

@@ -220,6 +220,7 @@ pub mod migration;
 pub mod notify;
 mod row;
 mod sql;
+mod stats;
 mod store;
 
 pub use config::{DEFAULT_SQLITE_URL, DEFAULT_TABLE, DbConfig, TableName};

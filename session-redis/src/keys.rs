@@ -39,6 +39,11 @@ impl Keys {
         }
     }
 
+    /// The key prefix every key of the store starts with.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The prefix of every session key in the slot of `tag`: append a session id to get a key.
     pub(crate) fn session_prefix(&self, tag: RoutingTag) -> String {
         format!("{}{{{tag}}}:s:", self.prefix)

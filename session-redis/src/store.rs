@@ -17,6 +17,8 @@ use crate::connection::{Backend, OpenError};
 use crate::error::{BACKEND, ConnectError, StoreError, needs_new_master};
 use crate::keys::Keys;
 
+mod stats;
+
 /// Key TTLs never go below this, so a record written already expired under the caller's clock
 /// can still be read back once (the same floor is in the scripts).
 pub(crate) const TTL_FLOOR_MS: i64 = 1000;

@@ -92,7 +92,8 @@ enum Command {
     },
     /// Delete expired records now (batched as `cleanup.batch_size` says).
     Purge,
-    /// Print how many sessions the store holds, by state (database stores).
+    /// Print how many sessions the store holds, by state and revocation reason (database and
+    /// Redis stores; a full scan: for an occasional look).
     Stats,
 }
 
@@ -536,127 +537,75 @@ fn confirm(question: &str) -> Result<(), Failure> {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 #[derive(Serialize)]
 struct Stats {
     store: &'static str,
-    total: i64,
-    live: i64,
-    revoked: i64,
-    expired: i64,
-    users_with_live_sessions: i64,
-    revoked_by_reason: std::collections::BTreeMap<String, i64>,
+    #[serde(flatten)]
+    counts: auth_sessions::StoreStats,
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-async fn stats(cx: &Context) -> Result<(), Failure> {
-    use auth_sessions::db::sea_orm::{ConnectionTrait, Statement, Value};
-    use auth_sessions::db::{DbStore, Dialect};
-
-    let StorageConfig::Database(settings) = &cx.config.storage else {
-        return Err(Failure::new(
+/// The counts of the configured store, and the store's name.
+async fn store_stats(
+    storage: &StorageConfig,
+) -> Result<(&'static str, auth_sessions::StoreStats), Failure> {
+    #[cfg_attr(
+        not(any(
+            feature = "sqlite",
+            feature = "postgres",
+            feature = "mysql",
+            feature = "redis"
+        )),
+        expect(unused_variables, reason = "no shared store is compiled in")
+    )]
+    let now = auth_sessions::Clock::now(&auth_sessions::SystemClock);
+    match storage {
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+        StorageConfig::Database(settings) => {
+            let db = auth_sessions::db::DbStore::connect_with(settings.clone()).await?;
+            Ok((db.dialect().name(), db.stats(now).await?))
+        }
+        #[cfg(feature = "redis")]
+        StorageConfig::Redis(settings) => {
+            let redis = auth_sessions::redis::RedisStore::connect(settings.clone()).await?;
+            Ok(("redis", redis.stats(now).await?))
+        }
+        StorageConfig::Memory(_) => Err(Failure::new(
             UNSUPPORTED,
             "unsupported",
-            format!(
-                "stats need a database store; the {} store keeps no countable index",
-                cx.config.storage.kind()
-            ),
-        ));
-    };
-    let store = DbStore::connect_with(settings.clone()).await?;
-    let dialect = store.dialect();
-    let db_error = |e: auth_sessions::db::sea_orm::DbErr| {
-        Failure::new(STORE_FAILED, "backend", format!("stats query failed: {e}"))
-    };
-    let quote = |ident: &str| match dialect {
-        Dialect::MySql => format!("`{ident}`"),
-        _ => format!("\"{ident}\""),
-    };
-    let table = quote(store.table().as_str());
-    let now =
-        auth_sessions::truncate_to_micros(auth_sessions::Clock::now(&auth_sessions::SystemClock));
-    let at = match dialect {
-        Dialect::Sqlite => Value::BigInt(Some(
-            i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX),
+            "stats need a shared store: the memory store lives inside one process, and this \
+             command's own would be empty",
         )),
-        _ => Value::from(now),
-    };
-    let (p1, p2, p3, p4) = match dialect {
-        Dialect::Postgres => ("$1", "$2", "$3", "$4"),
-        _ => ("?", "?", "?", "?"),
-    };
-    let sql = format!(
-        "SELECT COUNT(*), \
-         COUNT(CASE WHEN revoked_at IS NULL AND expires_at > {p1} THEN 1 END), \
-         COUNT(CASE WHEN revoked_at IS NOT NULL AND expires_at > {p2} THEN 1 END), \
-         COUNT(CASE WHEN expires_at <= {p3} THEN 1 END), \
-         COUNT(DISTINCT CASE WHEN revoked_at IS NULL AND expires_at > {p4} THEN user_id END) \
-         FROM {table}"
-    );
-    let backend = dialect.backend();
-    let row = store
-        .connection()
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [at.clone(), at.clone(), at.clone(), at.clone()],
-        ))
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| Failure::new(STORE_FAILED, "backend", "stats query returned no row"))?;
-    let count = |index: usize| -> Result<i64, Failure> {
-        row.try_get_by_index::<i64>(index).map_err(db_error)
-    };
-    let reasons_sql = format!(
-        "SELECT revoke_reason, COUNT(*) FROM {table} WHERE revoked_at IS NOT NULL \
-         AND expires_at > {p1} GROUP BY revoke_reason"
-    );
-    let mut revoked_by_reason = std::collections::BTreeMap::new();
-    for row in store
-        .connection()
-        .query_all_raw(Statement::from_sql_and_values(backend, reasons_sql, [at]))
-        .await
-        .map_err(db_error)?
-    {
-        let reason = row
-            .try_get_by_index::<String>(0)
-            .or_else(|_| {
-                row.try_get_by_index::<Vec<u8>>(0)
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            })
-            .map_err(db_error)?;
-        revoked_by_reason.insert(reason, row.try_get_by_index::<i64>(1).map_err(db_error)?);
+        #[allow(unreachable_patterns, reason = "reached when a store's feature is off")]
+        other => {
+            // Connecting says which feature the store needs.
+            auth_sessions::connect(other, false).await?;
+            Err(Failure::new(
+                UNSUPPORTED,
+                "unsupported",
+                format!("stats are not available for the {} store", other.kind()),
+            ))
+        }
     }
-    let stats = Stats {
-        store: dialect.name(),
-        total: count(0)?,
-        live: count(1)?,
-        revoked: count(2)?,
-        expired: count(3)?,
-        users_with_live_sessions: count(4)?,
-        revoked_by_reason,
-    };
+}
+
+async fn stats(cx: &Context) -> Result<(), Failure> {
+    let (store, counts) = store_stats(&cx.config.storage).await?;
+    let stats = Stats { store, counts };
     output(cx.json, &stats, |s| {
+        let c = &s.counts;
         println!("store:                      {}", s.store);
-        println!("sessions stored:            {}", s.total);
-        println!("live:                       {}", s.live);
-        println!("revoked (not yet expired):  {}", s.revoked);
-        println!("expired (awaiting purge):   {}", s.expired);
-        println!("users with live sessions:   {}", s.users_with_live_sessions);
-        for (reason, n) in &s.revoked_by_reason {
+        println!("sessions stored:            {}", c.total);
+        println!("live:                       {}", c.live);
+        println!("revoked (not yet expired):  {}", c.revoked);
+        println!("expired (awaiting purge):   {}", c.expired);
+        if c.unreadable > 0 {
+            println!("unreadable values:          {}", c.unreadable);
+        }
+        println!("users with live sessions:   {}", c.users_with_live_sessions);
+        for (reason, n) in &c.revoked_by_reason {
             println!("  revoked, {reason}: {n}");
         }
     })
-}
-
-#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
-async fn stats(_: &Context) -> Result<(), Failure> {
-    Err(Failure::new(
-        UNSUPPORTED,
-        "unsupported",
-        "stats need a database store, and this build has none: rebuild with the `sqlite`, \
-         `postgres` or `mysql` feature",
-    ))
 }
 
 fn init_logging(verbose: u8) {
