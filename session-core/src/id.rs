@@ -119,9 +119,26 @@ impl SessionId {
     }
 }
 
+impl SessionId {
+    /// Writes the text form into `buf` without allocating and returns it: the tag's four
+    /// lowercase hexadecimal digits, then the uuid's 32.
+    pub(crate) fn encode_text(self, buf: &mut [u8; Self::TEXT_LEN]) -> &str {
+        let (tag, uuid) = buf.split_at_mut(4);
+        for (digit, shift) in tag.iter_mut().zip([12, 8, 4, 0]) {
+            let nibble = u32::from((self.tag.0 >> shift) & 0xf);
+            *digit = char::from_digit(nibble, 16)
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(b'0');
+        }
+        self.uuid.simple().encode_lower(uuid);
+        // Only ASCII hex digits were written.
+        std::str::from_utf8(buf).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.tag, self.uuid.simple())
+        f.write_str(self.encode_text(&mut [0; Self::TEXT_LEN]))
     }
 }
 
@@ -184,6 +201,17 @@ mod tests {
         texts.sort();
         let sorted: Vec<String> = ids.iter().map(ToString::to_string).collect();
         assert_eq!(sorted, texts);
+    }
+
+    #[test]
+    fn text_is_the_tag_then_the_uuid_in_lowercase_hex() {
+        for tag in [0_u16, 1, 0x00ff, 0xabcd, u16::MAX] {
+            let id = SessionId::from_parts(RoutingTag(tag), Uuid::new_v4());
+            let text = id.to_string();
+            assert_eq!(text, format!("{tag:04x}{}", id.uuid().simple()));
+            assert_eq!(text.len(), SessionId::TEXT_LEN);
+            assert_eq!(text.parse::<SessionId>().unwrap(), id);
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@ mod error;
 mod events;
 mod id;
 mod manager;
+mod observed;
 mod record;
 mod stats;
 mod store;

@@ -2,19 +2,20 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
-use tracing::{Instrument, Span, field};
+use tracing::{Span, field};
 use zeroize::Zeroizing;
 
 use crate::cleanup::{CleanupConfig, CleanupHandle, spawn_cleanup};
 use crate::clock::{Clock, SystemClock, truncate_to_micros};
 use crate::config::{ConfigError, SessionConfig};
-use crate::error::{DeadlineExceeded, Error, InputError};
+use crate::error::{Error, InputError};
 use crate::events::{EventSink, SessionEvent};
 use crate::id::SessionId;
+use crate::observed::Observed;
 use crate::record::{AppData, DeviceInfo, RevokeReason, SessionRecord};
 use crate::store::{CreateOutcome, ROTATION_KEY_SECRET, RotateOutcome, Rotation, SessionStore};
 use crate::telemetry::{self, Telemetry, error_kind};
@@ -277,19 +278,6 @@ impl SessionManager {
         truncate_to_micros(self.inner.clock.now())
     }
 
-    /// Runs a whole manager call under [`SessionConfig::operation_deadline`].
-    async fn within<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        let deadline = self.inner.config.operation_deadline;
-        tokio::time::timeout(deadline, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::unavailable(
-                    self.inner.store.capabilities().name,
-                    DeadlineExceeded { deadline },
-                ))
-            })
-    }
-
     /// The span of one manager call (see [`SessionManager::with_telemetry`]).
     fn span(&self, operation: &'static str, user: Option<&UserId>, id: Option<&SessionId>) -> Span {
         let span = tracing::info_span!(
@@ -318,26 +306,21 @@ impl SessionManager {
         }
     }
 
-    /// Runs `call` within the deadline, inside `span`, and records its outcome and latency
-    /// there. `outcome` names a success (`ok` unless the call says otherwise).
-    async fn observe<T>(
-        &self,
-        span: Span,
-        call: impl Future<Output = Result<T, Error>>,
-        outcome: impl FnOnce(&T) -> &'static str,
-    ) -> Result<T, Error> {
-        let started = Instant::now();
-        let result = self.within(call).instrument(span.clone()).await;
-        span.record(
-            "elapsed_us",
-            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        );
-        let label = match &result {
-            Ok(value) => outcome(value),
-            Err(error) => error_kind(error),
-        };
-        span.record("outcome", label);
-        result
+    /// Runs `call` under [`SessionConfig::operation_deadline`] (the whole manager call), inside
+    /// `span`, and records its outcome and latency there. `outcome` names a success (`ok`
+    /// unless the call says otherwise).
+    fn observe<T, F, O>(&self, span: Span, call: F, outcome: O) -> Observed<F, O>
+    where
+        F: Future<Output = Result<T, Error>>,
+        O: FnOnce(&T) -> &'static str,
+    {
+        Observed::new(
+            call,
+            span,
+            self.inner.config.operation_deadline,
+            self.inner.store.capabilities().name,
+            outcome,
+        )
     }
 
     /// Adds one to `counter` labelled with `outcome`, when metrics are on.
@@ -350,6 +333,15 @@ impl SessionManager {
     /// The rotation key: the configured one, or the one the store keeps (created on first use
     /// with 32 bytes from the OS RNG, then shared by every instance).
     async fn key(&self) -> Result<&RotationKey, Error> {
+        if let Some(key) = self.inner.key.get() {
+            return Ok(key);
+        }
+        // Boxed: the first call's path must not grow every refresh's future.
+        Box::pin(self.first_key()).await
+    }
+
+    /// [`SessionManager::key`]'s first call: the store's key, created there if absent.
+    async fn first_key(&self) -> Result<&RotationKey, Error> {
         self.inner
             .key
             .get_or_try_init(|| async {
@@ -572,7 +564,8 @@ impl SessionManager {
                     if let Some(device) = &device {
                         device.validate()?;
                     }
-                    self.rotate(presented, device, &span).await
+                    // Boxed: the rotation's future is large, and the layers above move theirs.
+                    Box::pin(self.rotate(presented, device, &span)).await
                 },
                 |(_, path)| path.label(),
             )
@@ -637,7 +630,7 @@ impl SessionManager {
             }
             RotateOutcome::Rejected(current) => {
                 self.record_user(span, &current.user_id);
-                self.rejected(current, &presented, next, key, now).await
+                Box::pin(self.rejected(current, &presented, next, key, now)).await
             }
             // Nothing to check the secret against: the same answer as a made-up secret.
             RotateOutcome::NotFound => Err(Error::InvalidToken(TokenError::UnknownSecret)),

@@ -191,7 +191,7 @@ impl RefreshToken {
         let mut text = Zeroizing::new(String::with_capacity(TOKEN_LEN));
         text.push_str(TOKEN_VERSION);
         text.push('.');
-        text.push_str(&session_id.to_string());
+        text.push_str(session_id.encode_text(&mut [0; SessionId::TEXT_LEN]));
         text.push('.');
         URL_SAFE_NO_PAD.encode_string(secret.as_ref(), &mut text);
         Self {
@@ -232,13 +232,15 @@ impl RefreshToken {
             Ok(SECRET_LEN) => {}
             _ => return Err(TokenError::InvalidSecret),
         }
-        let token = Self::from_secret(session_id, secret);
-        if token.text.as_str() != text {
-            // Non-canonical base64 (stray low bits in the last character) decodes to the same
-            // bytes as the canonical text; accept only the text this crate issues.
-            return Err(TokenError::InvalidSecret);
-        }
-        Ok(token)
+        // The text is the one this crate issues for these parts: the version and the id were
+        // compared in their canonical form, and the decoder refuses non-canonical base64 (stray
+        // low bits in the last character), so the text is kept as given, not encoded again.
+        Ok(Self {
+            text: Zeroizing::new(text.to_owned()),
+            hash: TokenHash::of_secret(secret.as_ref()),
+            secret,
+            session_id,
+        })
     }
 
     /// The session this token refreshes.
@@ -266,11 +268,24 @@ struct Chain {
 }
 
 impl Chain {
-    fn new(key: &RotationKey, session_id: SessionId) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.0.as_ref())
+    /// The label every rotation MAC starts with.
+    const LABEL: &'static [u8] = b"auth-sessions rotation v1\0";
+
+    /// The MAC keyed by `key` with [`Chain::LABEL`] absorbed: computed once per key.
+    fn keyed(key: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(b"auth-sessions rotation v1\0");
-        mac.update(session_id.to_string().as_bytes());
+        mac.update(Self::LABEL);
+        mac
+    }
+
+    fn new(key: &RotationKey, session_id: SessionId) -> Self {
+        let mut mac = key.rotation.clone();
+        mac.update(
+            session_id
+                .encode_text(&mut [0; SessionId::TEXT_LEN])
+                .as_bytes(),
+        );
         Self { mac }
     }
 
@@ -301,7 +316,12 @@ impl fmt::Display for RefreshToken {
 /// At least 32 bytes. In configuration it is written in standard base64; its `Debug` never shows
 /// it. Give every instance of an app the same key.
 #[derive(Clone)]
-pub struct RotationKey(Zeroizing<Vec<u8>>);
+pub struct RotationKey {
+    bytes: Zeroizing<Vec<u8>>,
+    /// The rotation MAC's keyed state (see `Chain`), computed once: a refresh then pays for
+    /// the MAC of its own input only, not for the key's two padding blocks.
+    rotation: Hmac<Sha256>,
+}
 
 impl RotationKey {
     /// The shortest accepted key, in bytes.
@@ -317,7 +337,8 @@ impl RotationKey {
         if bytes.len() < Self::MIN_LEN {
             return Err(TokenError::WeakKey);
         }
-        Ok(Self(bytes))
+        let rotation = Chain::keyed(&bytes);
+        Ok(Self { bytes, rotation })
     }
 
     /// Reads a key written in standard base64.
@@ -337,7 +358,7 @@ impl RotationKey {
     /// integration signs access tokens with one when no access key is configured.
     #[must_use]
     pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.as_ref())
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.bytes.as_ref())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(b"auth-sessions derived key v1\0");
         mac.update(purpose.as_bytes());
@@ -347,7 +368,7 @@ impl RotationKey {
 
 impl PartialEq for RotationKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.as_slice().ct_eq(other.0.as_slice()).into()
+        self.bytes.as_slice().ct_eq(other.bytes.as_slice()).into()
     }
 }
 
@@ -361,7 +382,7 @@ impl fmt::Debug for RotationKey {
 
 impl Serialize for RotationKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(self.0.as_slice()))
+        serializer.serialize_str(&STANDARD.encode(self.bytes.as_slice()))
     }
 }
 
@@ -433,6 +454,25 @@ mod tests {
             RefreshToken::parse(&bad_secret).unwrap_err(),
             TokenError::InvalidSecret
         );
+    }
+
+    /// The successor's secret is HMAC-SHA-256(key, label, session id text, secret), whatever
+    /// state the key caches: tokens issued before stay refreshable.
+    #[test]
+    fn successors_are_the_documented_mac() {
+        let key = RotationKey::new([7_u8; 40]).unwrap();
+        let t = token();
+        let mut mac = Hmac::<Sha256>::new_from_slice(&[7_u8; 40]).unwrap();
+        mac.update(b"auth-sessions rotation v1\0");
+        mac.update(t.session_id().to_string().as_bytes());
+        mac.update(t.secret.as_ref());
+        let expected: [u8; SECRET_LEN] = mac.finalize().into_bytes().into();
+        assert_eq!(*t.successor(&key).secret, expected);
+        assert_eq!(*key.rotation.finalize().into_bytes(), {
+            let mut fresh = Hmac::<Sha256>::new_from_slice(&[7_u8; 40]).unwrap();
+            fresh.update(b"auth-sessions rotation v1\0");
+            <[u8; 32]>::from(fresh.finalize().into_bytes())
+        });
     }
 
     #[test]
@@ -536,6 +576,16 @@ mod tests {
         #[test]
         fn parse_token_shaped_strings_never_panics(s in "v1\\.[0-9a-f]{36}\\.[A-Za-z0-9_=+/-]{40,46}") {
             let _ = RefreshToken::parse(&s);
+        }
+
+        /// A text that parses is exactly the text this crate issues for its parts.
+        #[test]
+        fn parsed_texts_are_canonical(s in "v1\\.[0-9a-f]{36}\\.[A-Za-z0-9_-]{43}") {
+            if let Ok(token) = RefreshToken::parse(&s) {
+                let issued = RefreshToken::from_secret(token.session_id, token.secret.clone());
+                prop_assert_eq!(issued.expose_secret(), s.as_str());
+                prop_assert_eq!(issued.hash(), token.hash());
+            }
         }
 
         #[test]

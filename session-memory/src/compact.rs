@@ -47,11 +47,19 @@ use session_core::{
 
 /// Microseconds since the Unix epoch (the precision every store keeps).
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+    // Seconds and the microsecond part rather than 128-bit nanoseconds (see `instant`).
+    at.unix_timestamp()
+        .checked_mul(1_000_000)
+        .and_then(|whole| whole.checked_add(i64::from(at.microsecond())))
+        .unwrap_or(i64::MAX)
 }
 
 fn instant(micros: i64) -> Result<OffsetDateTime, Error> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+    // Seconds and a microsecond part rather than 128-bit nanoseconds: the same instant, without
+    // a 128-bit division on every read.
+    let fraction = u32::try_from(micros.rem_euclid(1_000_000)).unwrap_or_default();
+    OffsetDateTime::from_unix_timestamp(micros.div_euclid(1_000_000))
+        .and_then(|at| at.replace_microsecond(fraction))
         .map_err(|e| Error::backend("memory", e))
 }
 
@@ -243,6 +251,22 @@ mod tests {
     use session_core::time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn instants_round_trip_through_microseconds() {
+        for at in [
+            datetime!(2030-01-01 0:00:00.123456 UTC),
+            datetime!(1970-01-01 0:00 UTC),
+            datetime!(1969-12-31 23:59:59.999999 UTC),
+            datetime!(1900-06-15 12:30:45.000001 UTC),
+            datetime!(9999-12-31 23:59:59.999999 UTC),
+        ] {
+            let us = micros(at);
+            assert_eq!(i128::from(us), at.unix_timestamp_nanos() / 1000, "{at}");
+            assert_eq!(instant(us).unwrap(), at, "{at}");
+        }
+        assert!(instant(i64::MIN).is_err());
+    }
 
     fn record() -> SessionRecord {
         let user = UserId::new("u").unwrap();
