@@ -15,10 +15,11 @@
 //! The operations, N calls each, one at a time: login (a new user, the default cap of 20 and
 //! the index), login at the cap (a user holding 20 live sessions: one is evicted), validate
 //! (`GET`), touch, refresh (rotate), revoke; then N `SET`s of a value as long as a stored
-//! record; then, with the functions mode, N `FCALL`s each of three functions that only run the
-//! commands of `revoke` (`GET` + `SETRANGE`), of `touch` and `rotate` (`GET` + `SET PX`, and
-//! `GET` + `SETRANGE` + `PEXPIRE` beside it), or nothing: the floor under the store's
-//! operations, without any of their logic.
+//! record; then, with the functions mode, N `FCALL`s each of functions that only run the
+//! commands of a new user's login (`SET NX PX` + `ZRANGE` + `ZADD` + `PEXPIRE`), of `revoke`
+//! (`GET` + `SETRANGE`), of `touch` and `rotate` (`GET` + `SET PX`, and `GET` + `SETRANGE` +
+//! `PEXPIRE` beside it), or nothing: the floor under the store's operations, without any of
+//! their logic.
 //!
 //! Exits non-zero on any error.
 #![allow(
@@ -402,6 +403,13 @@ redis.register_function('commandstats_get_setrange_pexpire', function(keys, args
   redis.call('PEXPIRE', keys[1], 3600000)
   return 1
 end)
+redis.register_function('commandstats_login', function(keys, args)
+  redis.call('SET', keys[1], args[1], 'NX', 'PX', 3600000)
+  redis.call('ZRANGE', keys[2], 0, -1)
+  redis.call('ZADD', keys[2], 1, 'member')
+  redis.call('PEXPIRE', keys[2], 3600000)
+  return 1
+end)
 redis.register_function('commandstats_get_set', function(keys, args)
   local v = redis.call('GET', keys[1])
   redis.call('SET', keys[1], v, 'PX', 3600000)
@@ -409,12 +417,13 @@ redis.register_function('commandstats_get_set', function(keys, args)
 end)
 ";
 
-/// The floor rows: `FCALL`s of functions that only run the commands of `revoke`, of
-/// `touch`/`rotate` (and the `SETRANGE` + `PEXPIRE` they could use instead of `SET PX`), or
-/// nothing, on the record-sized keys of the `SET` rows.
+/// The floor rows: `FCALL`s of functions that only run the commands of a new user's login (on
+/// new keys), of `revoke`, of `touch`/`rotate` (and the `SETRANGE` + `PEXPIRE` they could use
+/// instead of `SET PX`), or nothing, on the record-sized keys of the `SET` rows.
 async fn measure_floor(
     admin: &mut MultiplexedConnection,
     calls: usize,
+    len: usize,
 ) -> Result<Vec<Row>, BenchError> {
     redis::cmd("FUNCTION")
         .arg("LOAD")
@@ -424,6 +433,26 @@ async fn measure_floor(
         .await
         .map_err(BenchError::with("FUNCTION LOAD"))?;
     let mut rows = Vec::new();
+    let record = vec![b'x'; len];
+    reset(admin).await?;
+    for n in 0..calls {
+        redis::cmd("FCALL")
+            .arg("commandstats_login")
+            .arg(2)
+            .arg(format!("{PREFIX}floor:{{{n}}}:s"))
+            .arg(format!("{PREFIX}floor:{{{n}}}:u"))
+            .arg(&record)
+            .query_async::<redis::Value>(admin)
+            .await
+            .map_err(BenchError::with("FCALL"))?;
+    }
+    let (usec, n) = stat(admin, "fcall").await?;
+    rows.push(Row {
+        name: "floor: FCALL of SET NX PX + ZRANGE + ZADD + PEXPIRE on new keys, no logic (a new user's login)",
+        command: "fcall",
+        usec,
+        calls: n,
+    });
     for (name, function) in [
         ("floor: FCALL of an empty function", "commandstats_noop"),
         (
@@ -525,7 +554,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
     }
     let set = measure_set(&mut admin, args.calls, len).await?;
     let floor = if args.modes.contains(&true) {
-        measure_floor(&mut admin, args.calls).await?
+        measure_floor(&mut admin, args.calls, len).await?
     } else {
         Vec::new()
     };
