@@ -475,10 +475,6 @@ mod tests {
             ("TAIL_IP", usize::from(HAS_IP)),
             ("TAIL_DEVICE_NAME", usize::from(HAS_DEVICE_NAME)),
             ("TAIL_DATA", usize::from(HAS_DATA)),
-            (
-                "TTL_FLOOR_MS",
-                usize::try_from(crate::store::TTL_FLOOR_MS).unwrap_or(usize::MAX),
-            ),
         ] {
             let line = format!("local {name} = {value}\n");
             assert!(lua.contains(&line), "common.lua lacks `{}`", line.trim());

@@ -32,6 +32,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// | `response_timeout` | 1 s | 10 ms to 60 s, the bound on a whole store operation |
 /// | `retry` | 6 reconnect attempts, 100 ms to 2 s back-off (Cluster) | see [`RetryConfig`] |
 /// | `topology` | `standalone` | see [`Topology`] |
+/// | `use_functions` | `true` | `false` sends Lua scripts even to a server with Functions (see [`RedisConfig::use_functions`]) |
 ///
 /// # Examples
 ///
@@ -87,6 +88,11 @@ pub struct RedisConfig {
     pub retry: RetryConfig,
     /// Standalone, Sentinel or Cluster.
     pub topology: Topology,
+    /// Runs the operations as a Redis Functions library (`FCALL`) when the server has
+    /// Functions (Redis 7 or later); `false` sends them as Lua scripts (`EVALSHA`) whatever
+    /// the server. Both run the same Lua with the same results; the library saves the server
+    /// the redefinition of the shared helpers on every call. Default `true`.
+    pub use_functions: bool,
 }
 
 impl Default for RedisConfig {
@@ -105,6 +111,7 @@ impl Default for RedisConfig {
             response_timeout: Duration::from_secs(1),
             retry: RetryConfig::default(),
             topology: Topology::Standalone,
+            use_functions: true,
         }
     }
 }
@@ -132,6 +139,7 @@ impl fmt::Debug for RedisConfig {
             .field("response_timeout", &self.response_timeout)
             .field("retry", &self.retry)
             .field("topology", &self.topology)
+            .field("use_functions", &self.use_functions)
             .finish()
     }
 }
@@ -399,6 +407,14 @@ impl RedisConfig {
         self
     }
 
+    /// Sets [`RedisConfig::use_functions`]: `false` sends Lua scripts even to a server with
+    /// Functions.
+    #[must_use]
+    pub fn with_use_functions(mut self, value: bool) -> Self {
+        self.use_functions = value;
+        self
+    }
+
     /// Checks every bound in the table above.
     ///
     /// # Errors
@@ -578,6 +594,7 @@ mod tests {
             password = "hunter2"
             connect_timeout = "250ms"
             response_timeout = "2s"
+            use_functions = false
             [retry]
             max_retries = 3
             min_delay = "50ms"
@@ -589,6 +606,8 @@ mod tests {
         assert_eq!(config.response_timeout, Duration::from_secs(2));
         assert_eq!(config.connect_timeout, Duration::from_millis(250));
         assert_eq!(config.retry.max_retries, 3);
+        assert!(!config.use_functions);
+        assert!(RedisConfig::default().use_functions);
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
 

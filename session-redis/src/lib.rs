@@ -48,7 +48,7 @@
 //!
 //! `<tag>` is the [`RoutingTag`](session_core::RoutingTag) every
 //! [`SessionId`](session_core::SessionId) carries, so a refresh token alone names the hash slot,
-//! and all of a user's keys live in one slot: on a Cluster every script runs on one node. The
+//! and all of a user's keys live in one slot: on a Cluster every operation runs on one node. The
 //! prefix is printable ASCII without spaces or braces ([`RedisConfig::validate`]), so the store's
 //! `{` is always the first one of a key.
 //!
@@ -63,9 +63,9 @@
 //! absolute expiry, revocation reason and instant, creation instant; integers little-endian,
 //! instants in µs since the epoch), then the user id, device info and app data, each
 //! length-prefixed. `find` is one `GET` whose reply is one bulk string, decoded without parsing
-//! any text; the scripts read the header with `GETRANGE` and change it in place with one
-//! `SETRANGE` (a touch writes 16 bytes, a rotation 97, a revocation 9), so the app data is never
-//! rewritten. Revoked records stay (revoked) until their TTL, so a later use is reported as
+//! any text; the Lua reads a record with one `GET` and writes it back with its TTL in one
+//! `SET … PX` (a touch changes 16 bytes of the header, a rotation 97), or changes 9 bytes in
+//! place with one `SETRANGE` (a revocation, which keeps the TTL). Revoked records stay (revoked) until their TTL, so a later use is reported as
 //! revoked, with its reason. A record of another format version is refused as damaged (see
 //! Failures): the version byte lets a later layout be read beside this one.
 
@@ -78,38 +78,64 @@
 //!
 //! ## One round trip per operation
 //!
-//! Each operation is one Lua script sent by hash ([`redis::Script`], `EVALSHA`) or one command.
-//! Scripts run atomically, so there is no read-then-write race between callers on any topology.
+//! Each operation is one call of the store's Lua on the server or one command. The Lua runs
+//! atomically, so there is no read-then-write race between callers on any topology.
 //!
 //! | operation | round trips | what runs on the server | work on the server |
 //! |---|---|---|---|
-//! | `create` without a cap | 1 | `create.lua`: inspect the 64 oldest index entries (dropping revoked and gone ones), write the record, its TTL and its index entry | at most 64 entries read, whatever the index holds |
-//! | `create` with a cap | 1 | `create.lua`: read the whole index (dropping revoked and gone entries), count live sessions exactly, evict the oldest or refuse at the cap, write the record, its TTL and its index entry | every entry of the user's index |
+//! | `create` without a cap | 1 | `create`: write the record with its TTL (`SET NX PX`, which also refuses a stored id), inspect the 64 oldest index entries (one `MGET`, dropping revoked and gone ones), index it | at most 64 entries read, whatever the index holds |
+//! | `create` with a cap | 1 | `create`: read the whole index (one `MGET` per 100 entries, dropping revoked and gone entries), count live sessions exactly, evict the oldest or refuse at the cap (a refusing cap checks the id with `EXISTS` first and writes nothing), write the record with its TTL, index it | every entry of the user's index |
 //! | `find` | 1 | `GET` | one key |
-//! | `touch` | 1 | `touch.lua`: one `SETRANGE` of the idle expiry and last-active instant, and the new TTL, if live | one key |
-//! | `rotate` | 1 | `rotate.lua`: compare-and-swap of the token hash, one `SETRANGE`; with a device, the device fields spliced in and the value written with one `SET` (app data kept); returns the record | one key |
-//! | `revoke` | 1 | `revoke.lua` | one key |
-//! | `revoke_all` | 1 | `revoke_all.lua` over the user's index (dropping revoked and gone entries) | every entry |
-//! | `list` | 1 | `list.lua` over the user's index (dropping revoked and gone entries) | every entry |
+//! | `touch` | 1 | `touch`: if live, the value with its new idle expiry and last-active instant and its TTL in one `SET … PX` | one key |
+//! | `rotate` | 1 | `rotate`: compare-and-swap of the token hash; the value (with a device, its device fields spliced in, app data kept) and its TTL in one `SET … PX`; returns the record | one key |
+//! | `revoke` | 1 | `revoke`: one `GET`, one `SETRANGE` of the reason and instant | one key |
+//! | `revoke_all` | 1 | `revoke_all` over the user's index (dropping revoked and gone entries) | every entry |
+//! | `list` | 1 | `list` over the user's index (dropping revoked and gone entries) | every entry |
 //! | `purge_expired` | 0 | nothing: the server drops keys at their TTL; always `Ok(0)` | none |
 //! | `shared_secret` | 1 | `SET <key> <candidate> NX GET` (Redis 7.0 or later) | one key |
 //!
-//! [`RedisStore::connect`] loads the scripts, so the first call is one round trip too. If the
-//! server's script cache was emptied since (restart, failover, `SCRIPT FLUSH`), the next call of
-//! each script takes three (`EVALSHA` → `NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`), then one again.
-//! The scripts that read a whole index do work proportional to the user's indexed sessions: the
-//! live ones, plus the revoked, gone or expired ones no walk has dropped yet. A login without a
-//! cap reads at most 64 entries, the oldest, where entries of gone records tend to gather; the
-//! entries it cannot reach are dropped by the next `list` or `revoke_all`, or expire with the
-//! index. The test `tests/round_trips.rs` counts the commands with `MONITOR`, those the scripts
-//! run included.
+//! ### Functions library, scripts, reload
+//!
+//! On Redis 7 or later the operations are one [Functions](https://redis.io/docs/latest/develop/programmability/functions-intro/)
+//! library, `auth_sessions_<tag>`, called with `FCALL`; its functions are
+//! `auth_sessions_<tag>_create`, `..._touch`, and so on. `<tag>` is the first 12 hex digits of
+//! the SHA-256 of the library's Lua, so two versions of this crate on one server (a rolling
+//! deploy) never call each other's functions; each version's library stays until a
+//! `FUNCTION DELETE` or `FUNCTION FLUSH`. [`RedisStore::connect`] loads it with
+//! `FUNCTION LOAD REPLACE` (a library of the same name holds the same code, so loading it again
+//! succeeds); on a Cluster the driver sends that to every primary. The library is replicated
+//! and persisted like data, so a replica promoted by a failover has it. When an `FCALL` answers
+//! that the function does not exist (`FUNCTION FLUSH`, a server that lost it, a new Cluster
+//! primary), that call loads the library again and retries once: three round trips
+//! (`FCALL`, `FUNCTION LOAD`, `FCALL`), then one again. Nothing ran on the server before the
+//! retry.
+//!
+//! When the server answers `FUNCTION LOAD` with an error (no such command before Redis 7, or
+//! an ACL that forbids it), the store sends the same Lua as scripts instead: per operation,
+//! `common.lua` and the operation, by hash (`EVALSHA`); [`RedisStore::connect`] loads them, and
+//! if the script cache was emptied since (restart, failover, `SCRIPT FLUSH`), the next call of
+//! each script takes three round trips (`EVALSHA` → `NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`).
+//! [`RedisConfig::use_functions`] `= false` asks for scripts on any server (the tests run the
+//! conformance suite both ways). [`RedisStore::function_library`] says which is in use. The
+//! library saves the server the definition of the shared helpers on every call: measured with
+//! `INFO commandstats`, about 0.8 µs of a script's 4 to 8 µs.
+//!
+//! The operations that read a whole index do work proportional to the user's indexed sessions:
+//! the live ones, plus the revoked, gone or expired ones no walk has dropped yet. A login
+//! without a cap reads at most 64 entries, the oldest, where entries of gone records tend to
+//! gather; the entries it cannot reach are dropped by the next `list` or `revoke_all`, or expire
+//! with the index. The test `tests/round_trips.rs` counts the commands with `MONITOR`, those the
+//! Lua runs included.
 //!
 //! ## Time and expiry
 //!
-//! The store never reads a clock: each script compares the instants stored in the record with
-//! the `now` the caller passes (the conformance suite drives a manual clock far from the
-//! server's). Key TTLs are set from `expiry − now` on every write that moves the expiry, with a
-//! floor of one second, so Redis drops abandoned records and indexes without any job. Instants
+//! The store never reads a clock: the Lua compares the instants stored in the record with the
+//! `now` the caller passes (the conformance suite drives a manual clock far from the server's).
+//! Key TTLs are set from `expiry − now` on every write that moves the expiry, rounded up to the
+//! millisecond, with a floor of one second, so Redis drops abandoned records and indexes without
+//! any job. That formula has one home, `ttl_ms` in the Lua: a touch or a rotation caps the new
+//! expiry at the absolute expiry stored in the record, which only the server reads, so `create`
+//! passes instants too. Instants
 //! are kept in microseconds and compared as Lua numbers, exact within about the years 1685 to
 //! 2255; an instant outside is refused with [`Error::Backend`](session_core::Error::Backend).
 //!
@@ -173,11 +199,11 @@
 //!
 //! ## Notes
 //!
-//! - The scripts compare token hashes with Lua string equality, which is not constant-time. What
+//! - The Lua compares token hashes with Lua string equality, which is not constant-time. What
 //!   is compared are SHA-256 digests of 256-bit secrets, so timing reveals nothing usable about
 //!   a secret.
-//! - The scripts that walk an index read the records of its members, keys that are not declared
-//!   in the script's `KEYS` but share its hash slot; Redis Cluster runs such scripts on the
+//! - The operations that walk an index read the records of its members, keys that are not
+//!   declared in the call's `KEYS` but share its hash slot; Redis Cluster runs such calls on the
 //!   slot's node.
 //! - With Sentinel, reads may reach a demoted master until a write there fails with `READONLY`,
 //!   which makes the store look the master up again.
@@ -203,6 +229,8 @@ mod config;
 mod connection;
 mod error;
 mod keys;
+mod library;
+mod ops;
 mod store;
 mod tracking;
 

@@ -37,8 +37,8 @@ use tokio::net::{TcpListener, TcpStream};
 const DEADLINE: Duration = Duration::from_millis(300);
 const HOLD: Duration = Duration::from_secs(1);
 
-/// A TCP proxy to a Redis server that, once armed, holds back the reply to the next `EVALSHA`
-/// (and whatever the server sends with it) for [`HOLD`]; requests always pass at once.
+/// A TCP proxy to a Redis server that, once armed, holds back the reply to the next `FCALL` or
+/// `EVALSHA` (and whatever the server sends with it) for [`HOLD`]; requests always pass at once.
 struct ReplyHolder {
     port: u16,
     armed: Arc<AtomicBool>,
@@ -60,7 +60,7 @@ impl ReplyHolder {
         Self { port, armed }
     }
 
-    /// Holds the reply to the next `EVALSHA` sent through the proxy.
+    /// Holds the reply to the next `FCALL` or `EVALSHA` sent through the proxy.
     fn arm(&self) {
         self.armed.store(true, Ordering::SeqCst);
     }
@@ -79,7 +79,8 @@ async fn relay(client: TcpStream, server: TcpStream, armed: Arc<AtomicBool>) {
                 Ok(n) => n,
             };
             let chunk = &buf[..n];
-            if chunk.windows(7).any(|w| w.eq_ignore_ascii_case(b"EVALSHA"))
+            if (chunk.windows(7).any(|w| w.eq_ignore_ascii_case(b"EVALSHA"))
+                || chunk.windows(5).any(|w| w.eq_ignore_ascii_case(b"FCALL")))
                 && armed.swap(false, Ordering::SeqCst)
             {
                 hold_set.store(true, Ordering::SeqCst);

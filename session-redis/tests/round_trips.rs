@@ -123,7 +123,7 @@ async fn every_operation_is_one_round_trip() {
         .count(store.create(first.clone(), SessionLimit::UNLIMITED))
         .await;
     created.unwrap();
-    assert_one("create", &sent, "EVALSHA");
+    assert_one("create", &sent, "FCALL");
 
     let second = support::record(&user, now + Duration::from_secs(1), hour, 2 * hour);
     store.create(second.clone(), cap).await.unwrap();
@@ -132,7 +132,7 @@ async fn every_operation_is_one_round_trip() {
     assert!(
         matches!(evicting.unwrap(), session_core::CreateOutcome::Created { evicted } if evicted == vec![first.id])
     );
-    assert_one("create with eviction", &sent, "EVALSHA");
+    assert_one("create with eviction", &sent, "FCALL");
 
     let (found, sent) = counter.count(store.find(&second.id)).await;
     assert_eq!(found.unwrap().unwrap(), second);
@@ -143,7 +143,7 @@ async fn every_operation_is_one_round_trip() {
         .count(store.touch(&second.id, later, later + hour))
         .await;
     assert!(touched.unwrap());
-    assert_one("touch", &sent, "EVALSHA");
+    assert_one("touch", &sent, "FCALL");
 
     let rotation = Rotation {
         id: second.id,
@@ -157,7 +157,7 @@ async fn every_operation_is_one_round_trip() {
     let Ok(RotateOutcome::Rotated(rotated)) = rotated else {
         panic!("rotate: {rotated:?}");
     };
-    assert_one("rotate", &sent, "EVALSHA");
+    assert_one("rotate", &sent, "FCALL");
 
     let with_device = Rotation {
         id: second.id,
@@ -169,7 +169,7 @@ async fn every_operation_is_one_round_trip() {
     };
     let (rotated, sent) = counter.count(store.rotate(with_device)).await;
     assert!(matches!(rotated.unwrap(), RotateOutcome::Rotated(_)));
-    assert_one("rotate with a device", &sent, "EVALSHA");
+    assert_one("rotate with a device", &sent, "FCALL");
 
     let (secret, sent) = counter
         .count(store.shared_secret("round-trips", b"candidate"))
@@ -186,19 +186,19 @@ async fn every_operation_is_one_round_trip() {
         .count(store.list(&user, later, NonZeroUsize::new(10).unwrap()))
         .await;
     assert_eq!(listed.unwrap().len(), 2);
-    assert_one("list", &sent, "EVALSHA");
+    assert_one("list", &sent, "FCALL");
 
     let (revoked, sent) = counter
         .count(store.revoke(&second.id, later, RevokeReason::Logout))
         .await;
     assert!(revoked.unwrap());
-    assert_one("revoke", &sent, "EVALSHA");
+    assert_one("revoke", &sent, "FCALL");
 
     let (count, sent) = counter
         .count(store.revoke_all(&user, None, later, RevokeReason::LogoutAll))
         .await;
     assert_eq!(count.unwrap(), 1);
-    assert_one("revoke_all", &sent, "EVALSHA");
+    assert_one("revoke_all", &sent, "FCALL");
 
     let (purged, sent) = counter
         .count(store.purge_expired(later, NonZeroU32::new(100).unwrap()))
@@ -208,9 +208,69 @@ async fn every_operation_is_one_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_library_reloads_after_it_is_flushed() {
+    let server = support::Server::start(support::free_port()).await;
+    let store = RedisStore::connect(server.config()).await.unwrap();
+    let library = store.function_library().unwrap().to_owned();
+    let mut counter = Counter::new(&server).await;
+    let now = datetime!(2030-01-01 0:00 UTC);
+    let user = UserId::new("flushed-functions").unwrap();
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let listed: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+
+    let record = support::record(&user, now, Duration::from_secs(60), Duration::from_secs(60));
+    let (created, sent) = counter
+        .count(store.create(record.clone(), SessionLimit::UNLIMITED))
+        .await;
+    assert!(matches!(
+        created.unwrap(),
+        session_core::CreateOutcome::Created { evicted } if evicted.is_empty()
+    ));
+    let commands: Vec<String> = sent.iter().map(|line| command(line)).collect();
+    assert_eq!(commands, ["FCALL", "FUNCTION", "FCALL"], "{sent:#?}");
+    let listed: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("LIBRARYNAME")
+        .arg(&library)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+
+    let (touched, sent) = counter
+        .count(store.touch(&record.id, now, now + Duration::from_secs(30)))
+        .await;
+    assert!(touched.unwrap());
+    assert_one("touch after the reload", &sent, "FCALL");
+    let (found, sent) = counter.count(store.find(&record.id)).await;
+    assert_eq!(
+        found.unwrap().unwrap().idle_expires_at,
+        now + Duration::from_secs(30)
+    );
+    assert_one("find", &sent, "GET");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn scripts_reload_after_the_cache_is_flushed() {
     let server = support::Server::start(6397).await;
-    let store = RedisStore::connect(server.config()).await.unwrap();
+    let store = RedisStore::connect(server.config().with_use_functions(false))
+        .await
+        .unwrap();
+    assert_eq!(store.function_library(), None);
     let mut counter = Counter::new(&server).await;
     let now = datetime!(2030-01-01 0:00 UTC);
     let user = UserId::new("flushed").unwrap();
@@ -252,11 +312,13 @@ async fn a_login_without_a_cap_reads_a_bounded_part_of_the_index() {
         store.create(record, SessionLimit::UNLIMITED).await.unwrap();
     }
     let mut counter = Counter::new(&server).await;
+    // Records are read with MGET, many keys per command: count the keys.
     let reads = |scripts: &[String]| {
         scripts
             .iter()
-            .filter(|line| command(line) == "GETRANGE")
-            .count()
+            .filter(|line| command(line) == "MGET")
+            .map(|line| line.matches(":s:").count())
+            .sum::<usize>()
     };
 
     let record = support::record(&user, now + Duration::from_secs(1), hour, hour);
@@ -264,14 +326,107 @@ async fn a_login_without_a_cap_reads_a_bounded_part_of_the_index() {
         .count_with_scripts(store.create(record, SessionLimit::UNLIMITED))
         .await;
     created.unwrap();
-    assert_one("create without a cap", &sent, "EVALSHA");
+    assert_one("create without a cap", &sent, "FCALL");
     assert_eq!(reads(&scripts), 64, "{} commands", scripts.len());
-    assert!(scripts.len() <= 64 + 8, "{scripts:#?}");
+    assert!(scripts.len() <= 8, "{scripts:#?}");
 
     let cap = SessionLimit::new(NonZeroU32::new(1000).unwrap(), LimitMode::Reject);
     let record = support::record(&user, now + Duration::from_secs(2), hour, hour);
     let (created, sent, scripts) = counter.count_with_scripts(store.create(record, cap)).await;
     created.unwrap();
-    assert_one("create with a cap", &sent, "EVALSHA");
+    assert_one("create with a cap", &sent, "FCALL");
     assert_eq!(reads(&scripts), 201, "the cap counts every entry");
+    assert!(scripts.len() <= 10, "{scripts:#?}");
+}
+
+/// The commands each operation's Lua runs on the server, in order, on the paths a login,
+/// a refresh, a touch and a logout take.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_operation_runs_few_commands_on_the_server() {
+    let server = support::Server::start(support::free_port()).await;
+    let store = RedisStore::connect(server.config()).await.unwrap();
+    let mut counter = Counter::new(&server).await;
+    let now = datetime!(2030-01-01 0:00 UTC);
+    let hour = Duration::from_secs(3600);
+    let user = UserId::new("few-commands").unwrap();
+    let cap = SessionLimit::new(NonZeroU32::new(20).unwrap(), LimitMode::EvictOldest);
+    let ran = |scripts: &[String]| scripts.iter().map(|line| command(line)).collect::<Vec<_>>();
+
+    let first = support::record(&user, now, hour, 2 * hour);
+    let (created, _, scripts) = counter
+        .count_with_scripts(store.create(first.clone(), cap))
+        .await;
+    created.unwrap();
+    assert_eq!(
+        ran(&scripts),
+        ["SET", "ZRANGE", "ZADD", "PEXPIRE"],
+        "login of a new user"
+    );
+
+    let second = support::record(&user, now + Duration::from_secs(1), hour, 3 * hour);
+    let (created, _, scripts) = counter
+        .count_with_scripts(store.create(second.clone(), cap))
+        .await;
+    created.unwrap();
+    assert_eq!(
+        ran(&scripts),
+        ["SET", "ZRANGE", "MGET", "ZADD", "PTTL", "PEXPIRE"],
+        "login beside one session (the longer absolute expiry extends the index)"
+    );
+
+    let rejecting = SessionLimit::new(NonZeroU32::new(2).unwrap(), LimitMode::Reject);
+    let third = support::record(&user, now + Duration::from_secs(2), hour, hour);
+    let (created, _, scripts) = counter
+        .count_with_scripts(store.create(third, rejecting))
+        .await;
+    assert!(matches!(
+        created.unwrap(),
+        session_core::CreateOutcome::LimitReached
+    ));
+    assert_eq!(
+        ran(&scripts),
+        ["EXISTS", "ZRANGE", "MGET"],
+        "a refused login"
+    );
+
+    let later = now + Duration::from_secs(60);
+    let (touched, _, scripts) = counter
+        .count_with_scripts(store.touch(&second.id, later, later + hour))
+        .await;
+    assert!(touched.unwrap());
+    assert_eq!(ran(&scripts), ["GET", "SET"], "touch");
+
+    let rotation = Rotation {
+        id: second.id,
+        presented: second.token_hash,
+        next: TokenHash::from_bytes([9; 32]),
+        now: later,
+        idle_expires_at: later + hour,
+        device: None,
+    };
+    let (rotated, _, scripts) = counter.count_with_scripts(store.rotate(rotation)).await;
+    assert!(matches!(rotated.unwrap(), RotateOutcome::Rotated(_)));
+    assert_eq!(ran(&scripts), ["GET", "SET"], "rotate");
+
+    let (revoked, _, scripts) = counter
+        .count_with_scripts(store.revoke(&second.id, later, RevokeReason::Logout))
+        .await;
+    assert!(revoked.unwrap());
+    assert_eq!(ran(&scripts), ["GET", "SETRANGE"], "revoke");
+
+    let (revoked, _, scripts) = counter
+        .count_with_scripts(store.revoke(&second.id, later, RevokeReason::Logout))
+        .await;
+    assert!(!revoked.unwrap());
+    assert_eq!(ran(&scripts), ["GET"], "revoke of a revoked session");
+
+    let (count, _, scripts) = counter
+        .count_with_scripts(store.revoke_all(&user, None, later, RevokeReason::LogoutAll))
+        .await;
+    assert_eq!(count.unwrap(), 1);
+    assert_eq!(
+        ran(&scripts),
+        ["ZRANGE", "MGET", "ZREM", "SETRANGE", "ZREM"],
+        "revoke_all: one ZREM of the revoked entry, one of the newly revoked"
+    );
 }

@@ -1,4 +1,5 @@
--- Helpers shared by every script (prepended to each one).
+-- Helpers shared by every operation: the head of the Functions library, and of each script
+-- when the server has no Functions (see library.rs).
 -- A record is one string (see codec.rs for the layout): a fixed header the scripts read with
 -- GETRANGE and patch with SETRANGE, then a tail they never read. Integers are little-endian and
 -- handled with the `struct` library; instants are microseconds since the Unix epoch, as Lua
@@ -27,34 +28,31 @@ local TAIL_DATA = 8
 -- caller's clock still lives long enough to be read back once.
 local TTL_FLOOR_MS = 1000
 
--- Normalizes a read: the value, '' when there is no key, false when the key is not a string.
-local function as_read(value)
-  if type(value) == 'table' then
-    return false
-  end
-  return value or ''
-end
+-- What a read found when it found no record: no key at all, or a key that is not a string.
+-- (Unique tables, so no value read from Redis can equal them.)
+local GONE = {}
+local NOT_STRING = {}
 
--- The first HEADER_LEN bytes of the record at `key` (see as_read).
-local function read_header(key)
-  return as_read(redis.pcall('GETRANGE', key, 0, HEADER_LEN - 1))
-end
-
--- The whole record at `key` (see as_read).
+-- The whole record at `key`: its value, GONE or NOT_STRING. One GET, never followed by another
+-- read: GET tells a missing key (nil) from a key of another type (an error).
 local function read_value(key)
-  return as_read(redis.pcall('GET', key))
+  local value = redis.pcall('GET', key)
+  if type(value) == 'table' then
+    return NOT_STRING
+  end
+  return value or GONE
 end
 
--- The state of the record at `key` at `now`, from `v`, its header or whole value as read by
--- read_header or read_value, and the record's absolute expiry:
+-- The state of a record at `now`, from `v`, its value as read_value or walk_index read it, and
+-- the record's absolute expiry:
 --   'gone'     no such key (dropped at its TTL, or deleted)
 --   'damaged'  the key holds something else than a record of this format
 --   'revoked', 'expired' (at `now`) or 'live'
-local function record_state(key, v, now)
-  if v == '' and redis.call('EXISTS', key) == 0 then
+local function record_state(v, now)
+  if v == GONE then
     return 'gone'
   end
-  if not v or #v < HEADER_LEN or string.byte(v, 1) ~= VERSION then
+  if v == NOT_STRING or #v < HEADER_LEN or string.byte(v, 1) ~= VERSION then
     return 'damaged'
   end
   local idle = struct.unpack('<i8', v, AT_IDLE)
@@ -73,21 +71,60 @@ local function mark_revoked(key, code, now)
   redis.call('SETRANGE', key, AT_REASON - 1, code .. struct.pack('<i8', now))
 end
 
--- The state of the record of `member`, an entry of the user's index `index` (`prefix` .. member
--- is its key), and that key. Drops the entry when its record can never be live again: revoked,
--- or gone. A record that is merely expired at this caller's `now` stays indexed: calls may
--- arrive out of order, and one whose `now` is a little earlier may still touch or rotate it.
--- Its key's TTL, set from its expiry, removes it soon; the next walk then drops the entry.
-local function member_state(index, prefix, member, now)
-  local key = prefix .. member
-  local state = record_state(key, read_header(key), now)
-  if state == 'gone' or state == 'revoked' then
-    redis.call('ZREM', index, member)
+-- Index entries read (MGET) or removed (ZREM) by one command of walk_index.
+local BATCH = 100
+
+-- Removes `members` from the sorted set `index`, BATCH of them per ZREM.
+local function remove_members(index, members)
+  for first = 1, #members, BATCH do
+    redis.call('ZREM', index, unpack(members, first, math.min(first + BATCH - 1, #members)))
   end
-  return state, key
 end
 
--- A key TTL in milliseconds, as integer text, for a record expiring at `expiry`.
+-- Reads the records of `members`, entries of the user's index `index` (`prefix` .. member is a
+-- record's key), with one MGET per BATCH entries, and removes the entries whose record can
+-- never be live again: revoked, or gone. A record that is merely expired at this caller's `now`
+-- stays indexed: calls may arrive out of order, and one whose `now` is a little earlier may
+-- still touch or rotate it. Its key's TTL, set from its expiry, removes it soon; the next walk
+-- then drops the entry. MGET answers nil both for a missing key and for a key of another type:
+-- only then is the key checked with EXISTS, to tell gone from damaged.
+-- Returns each member's state and value (by position in `members`), and how many entries were
+-- removed.
+local function walk_index(index, prefix, members, now)
+  local states, values, dropped = {}, {}, {}
+  for first = 1, #members, BATCH do
+    local last = math.min(first + BATCH - 1, #members)
+    local keys = {}
+    for n = first, last do
+      keys[#keys + 1] = prefix .. members[n]
+    end
+    local read = redis.call('MGET', unpack(keys))
+    for n = first, last do
+      local v = read[n - first + 1]
+      if not v then
+        if redis.call('EXISTS', keys[n - first + 1]) == 1 then
+          v = NOT_STRING
+        else
+          v = GONE
+        end
+      end
+      local state = record_state(v, now)
+      states[n] = state
+      values[n] = v
+      if state == 'gone' or state == 'revoked' then
+        dropped[#dropped + 1] = members[n]
+      end
+    end
+  end
+  remove_members(index, dropped)
+  return states, values, #dropped
+end
+
+-- A key TTL in milliseconds, as integer text, for a record expiring at `expiry` (µs), seen at
+-- `now` (µs): rounded up, so the key lives at least until the expiry, and never below
+-- TTL_FLOOR_MS. The store's only TTL formula: every write that sets a TTL runs here, since a
+-- touch or a rotation caps the new expiry with the record's absolute expiry, which only the
+-- server reads.
 local function ttl_ms(expiry, now)
   local ms = math.ceil((expiry - now) / 1000)
   if ms < TTL_FLOOR_MS then

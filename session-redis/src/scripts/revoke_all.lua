@@ -4,14 +4,17 @@
 -- ARGV[1] now, ARGV[2] the id to keep ('' for none), ARGV[3] the reason's one-byte code
 -- ARGV[4] session key prefix of the user's slot
 -- Reply: how many sessions were revoked.
-local now = tonumber(ARGV[1])
-local count = 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local state, key = member_state(KEYS[1], ARGV[4], member, now)
-  if state == 'live' and member ~= ARGV[2] then
-    mark_revoked(key, ARGV[3], now)
-    redis.call('ZREM', KEYS[1], member)
-    count = count + 1
+local function revoke_all(KEYS, ARGV)
+  local now = tonumber(ARGV[1])
+  local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+  local states = walk_index(KEYS[1], ARGV[4], members, now)
+  local revoked = {}
+  for n, member in ipairs(members) do
+    if states[n] == 'live' and member ~= ARGV[2] then
+      mark_revoked(ARGV[4] .. member, ARGV[3], now)
+      revoked[#revoked + 1] = member
+    end
   end
+  remove_members(KEYS[1], revoked)
+  return #revoked
 end
-return count

@@ -1,16 +1,20 @@
 -- touch: move a live session's idle expiry (capped at its absolute expiry).
 -- KEYS[1] the session's key; ARGV[1] now, ARGV[2] the new idle expiry
 -- Reply: 1 if touched, 0 if missing, revoked or expired at `now`, -1 if damaged.
-local now = tonumber(ARGV[1])
-local state, absolute = record_state(KEYS[1], read_header(KEYS[1]), now)
-if state == 'damaged' then
-  return -1
+local function touch(KEYS, ARGV)
+  local now = tonumber(ARGV[1])
+  local v = read_value(KEYS[1])
+  local state, absolute = record_state(v, now)
+  if state == 'damaged' then
+    return -1
+  end
+  if state ~= 'live' then
+    return 0
+  end
+  local idle = math.min(tonumber(ARGV[2]), absolute)
+  -- Idle expiry and last active are contiguous; value and TTL go in one SET.
+  local patch = struct.pack('<i8i8', idle, now)
+  redis.call('SET', KEYS[1], string.sub(v, 1, AT_IDLE - 1) .. patch
+    .. string.sub(v, AT_IDLE + #patch), 'PX', ttl_ms(idle, now))
+  return 1
 end
-if state ~= 'live' then
-  return 0
-end
-local idle = math.min(tonumber(ARGV[2]), absolute)
--- Idle expiry and last active are contiguous.
-redis.call('SETRANGE', KEYS[1], AT_IDLE - 1, struct.pack('<i8i8', idle, now))
-redis.call('PEXPIRE', KEYS[1], ttl_ms(idle, now))
-return 1
