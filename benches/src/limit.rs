@@ -298,16 +298,95 @@ impl Target for RawRedis {
 }
 
 /// The SQL limit: one-row `INSERT`, primary-key `SELECT` and `UPDATE` on a table of our own
-/// (`id`, a body of the store's row size, an expiry), over a sea-orm pool configured like the
-/// store's.
+/// (`id`, a body of the store's row size, an expiry), over the store's own pool: on PostgreSQL
+/// the sqlx pool under the sea-orm connection, with prepared statements, as the store runs
+/// them; elsewhere through sea-orm, as the store does.
 #[derive(Debug)]
 pub struct RawSql {
     db: DatabaseConnection,
+    pg: Option<RawPg>,
     table: String,
     body: Vec<u8>,
     run: String,
     login_budget: Budget,
 }
+
+/// PostgreSQL: the three statements on the sqlx pool.
+#[derive(Debug)]
+struct RawPg {
+    pool: sea_orm::sqlx::PgPool,
+    insert: Arc<str>,
+    select: Arc<str>,
+    update: Arc<str>,
+}
+
+impl RawPg {
+    fn new(db: &DatabaseConnection, table: &str) -> Option<Self> {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return None;
+        }
+        Some(Self {
+            pool: db.get_postgres_connection_pool().clone(),
+            insert: format!("INSERT INTO {table} (id, body, expires_at) VALUES ($1, $2, $3)")
+                .into(),
+            select: format!("SELECT id, body, expires_at FROM {table} WHERE id = $1").into(),
+            update: format!("UPDATE {table} SET body = $1, expires_at = $2 WHERE id = $3").into(),
+        })
+    }
+
+    fn query(sql: &Arc<str>) -> PgQuery {
+        sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(Arc::clone(sql)))
+    }
+
+    async fn step(
+        &self,
+        op: Op,
+        id: String,
+        body: &[u8],
+        expires: i64,
+    ) -> Result<(), sea_orm::sqlx::Error> {
+        use sea_orm::sqlx::Row as _;
+        match op {
+            Op::Login => {
+                Self::query(&self.insert)
+                    .bind(id)
+                    .bind(body.to_vec())
+                    .bind(expires)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Op::Validate => {
+                let row = Self::query(&self.select)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let id: String = row.try_get(0)?;
+                let body: Vec<u8> = row.try_get(1)?;
+                let expires: i64 = row.try_get(2)?;
+                black_box((id, body, expires));
+            }
+            Op::Refresh | Op::Revoke => {
+                let done = Self::query(&self.update)
+                    .bind(body.to_vec())
+                    .bind(expires)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(sea_orm::sqlx::Error::RowNotFound);
+                }
+            }
+            Op::List10 => {}
+        }
+        Ok(())
+    }
+}
+
+type PgQuery = sea_orm::sqlx::query::Query<
+    'static,
+    sea_orm::sqlx::Postgres,
+    sea_orm::sqlx::postgres::PgArguments,
+>;
 
 impl RawSql {
     /// Uses `db`, (re)creating `table` empty; row bodies are `body_len` bytes.
@@ -338,6 +417,7 @@ impl RawSql {
         .await
         .map_err(&fail)?;
         Ok(Self {
+            pg: RawPg::new(&db, table),
             db,
             table: table.to_owned(),
             body: vec![7; body_len],
@@ -371,6 +451,13 @@ impl RawSql {
 impl RawSql {
     async fn login(&self, op: Op, task: &mut KeyTask<String, ()>) -> Result<(), BenchError> {
         let id = fresh_id(&self.run, task.index, task.keys.len())?.to_string();
+        if let Some(pg) = &self.pg {
+            pg.step(op, id.clone(), &self.body, 0)
+                .await
+                .map_err(|e| BenchError::new(format!("raw Postgres, {op}"), e))?;
+            task.keys.push(id);
+            return Ok(());
+        }
         let stmt = self.statement(
             &format!(
                 "INSERT INTO {} (id, body, expires_at) VALUES (?, ?, ?)",
@@ -413,6 +500,24 @@ impl Target for RawSql {
             Op::Revoke => -1 - i64::try_from(task.consumed).unwrap_or(0),
             _ => 0,
         };
+        if let Some(pg) = &self.pg
+            && op != Op::Login
+        {
+            let id = match op {
+                Op::Refresh | Op::Validate => next(&task.keys, &mut task.cursor, op)?.clone(),
+                Op::Revoke => {
+                    let Some(id) = task.consume() else {
+                        return Ok(false);
+                    };
+                    id.clone()
+                }
+                Op::Login | Op::List10 => return Ok(false),
+            };
+            pg.step(op, id, &self.body, expires)
+                .await
+                .map_err(|e| BenchError::new(context(), e))?;
+            return Ok(true);
+        }
         match op {
             Op::Login => {
                 if task.keys.len() >= self.login_budget.get() {

@@ -135,6 +135,8 @@ impl std::str::FromStr for TableName {
 /// ```
 /// use session_db::DbConfig;
 ///
+/// # #[cfg(feature = "postgres")]
+/// # {
 /// let config: DbConfig = serde_json::from_str(r#"{
 ///     "url": "postgres://app:secret@db.internal/app",
 ///     "table": "sessions",
@@ -145,6 +147,7 @@ impl std::str::FromStr for TableName {
 ///
 /// let bad: DbConfig = serde_json::from_str(r#"{"url": "postgres://db:notaport/app"}"#)?;
 /// assert!(bad.validate().is_err());
+/// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

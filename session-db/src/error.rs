@@ -33,7 +33,7 @@ pub(crate) fn kind(dialect: Dialect, error: &DbErr) -> Kind {
     }
 }
 
-fn sqlx_kind(dialect: Dialect, error: &sqlx::Error) -> Kind {
+pub(crate) fn sqlx_kind(dialect: Dialect, error: &sqlx::Error) -> Kind {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

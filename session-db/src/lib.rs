@@ -3,9 +3,14 @@
 //! A [`SessionStore`](session_core::SessionStore) on SQL databases through sea-orm: **SQLite**
 //! (the embedded default: a file, or in memory), **PostgreSQL** and **MySQL/MariaDB**, chosen by
 //! the connection URL. Every store operation is one SQL statement, or one short transaction
-//! where a per-user cap must hold under concurrent logins (and, on PostgreSQL and MySQL, where a
-//! revoke-all must see such a login whole); the tables below list exactly what each operation
-//! sends.
+//! where a per-user cap must hold under concurrent logins (and, on MySQL, where a revoke-all
+//! must see such a login whole); on PostgreSQL every operation is one statement (the capped
+//! login and the revoke-all call functions that the third migration installs). The tables below
+//! list exactly what each operation sends.
+//!
+//! On PostgreSQL the store runs its statements on the sqlx pool under the sea-orm connection,
+//! as prepared statements that each pooled connection caches (a repeated operation sends no
+//! `Parse`), with their arguments bound and their rows read by one typed wrapper per statement.
 //!
 //! ## Quick start
 //!
@@ -61,13 +66,13 @@
 //! |---|---|---|---|
 //! | `find` | 1 `SELECT` | 1 | 1 |
 //! | `create`, no cap | 1 `INSERT` | 1 (`INSERT … SELECT` that takes the user's advisory lock in shared mode: it waits for a capped login of the user in flight, and a capped login waits for it) | 1 |
-//! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 4: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` and the advisory lock in one simple-protocol query, one `WITH` statement (evict + insert), `COMMIT` | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted, and a `SELECT` of the ones it revoked if a concurrent logout revoked some first) |
-//! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 4: `BEGIN`, isolation level + advisory lock (one query), the same `INSERT … SELECT`, `COMMIT` | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
+//! | `create`, cap, evict oldest | 4: `BEGIN IMMEDIATE`, `UPDATE … RETURNING` (evict), `INSERT`, `COMMIT` | 1: `SELECT … FROM <table>_login(…)`, the login function: the user's advisory lock, then one `WITH` statement that locks the user's live sessions and revokes those past the newest `max - 1`, then the `INSERT` (3 where the server's default isolation is stricter than READ COMMITTED: `BEGIN ISOLATION LEVEL READ COMMITTED`, the call, `COMMIT`) | 5: `BEGIN`, lock row, `SELECT` of the sessions over the cap, `INSERT`, `COMMIT`; 6 when evicting (one more `UPDATE` per 500 evicted, and a `SELECT` of the ones it revoked if a concurrent logout revoked some first) |
+//! | `create`, cap, reject mode | 1: `INSERT … SELECT … WHERE count < cap` | 1: the login function, which counts the live sessions it locks and inserts only below the cap (3 as above) | 5; 4 when rejected (`ROLLBACK` instead of `INSERT`, `COMMIT`) |
 //! | `touch` | 1 `UPDATE` | 1 | 1 |
 //! | `rotate`, won (with or without a device to record) | 1 `UPDATE … RETURNING` | 1 | 2: `SELECT`, `UPDATE` (compare-and-swap on hash and generation) |
 //! | `rotate`, rejected | 2: the `UPDATE`, then `SELECT` | 2 | 1 `SELECT`; 3 if another call changed the record between the two |
 //! | `revoke` | 1 `UPDATE` | 1 | 1 |
-//! | `revoke_all` | 1 `UPDATE` (under the database write lock) | 4: `BEGIN`, `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` and the user's advisory lock (the capped login's) in one simple-protocol query, `UPDATE`, `COMMIT` | 4: `BEGIN`, `SELECT … FOR UPDATE` of the user's lock row (creating none), `UPDATE`, `COMMIT` |
+//! | `revoke_all` | 1 `UPDATE` (under the database write lock) | 1: `SELECT <table>_revoke_all(…)`, the revoke-all function: the user's advisory lock (the capped login's), then the `UPDATE` (3 as above) | 4: `BEGIN`, `SELECT … FOR UPDATE` of the user's lock row (creating none), `UPDATE`, `COMMIT` |
 //! | `list` | 1 `SELECT` | 1 | 1 |
 //! | `purge_expired` | 1 `DELETE` of at most `batch` rows | 1 (the purge lock is taken inside it) | 6: `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`, `BEGIN`, `SELECT` of at most `batch` expired sessions, their `DELETE`, the `DELETE` of their users' lock rows where no session is left, `COMMIT` (4 when nothing expired; one more `DELETE` of each kind per 500 rows or users) |
 //! | `shared_secret` | 2: `INSERT … ON CONFLICT DO NOTHING`, `SELECT` | 2 | 2: `INSERT IGNORE`, `SELECT` |
@@ -92,8 +97,8 @@
 //! | one winner among concurrent rotations of a token | `UPDATE … WHERE id = ? AND token_hash = ? AND revoked_at IS NULL AND expires_at > now` (MySQL: and `generation = ?`); only the row's new version can match once |
 //! | a refused rotation answers a record that refuses it | `RotateOutcome::Rejected(record)` carries a record read within the call that is revoked, expired at the rotation's `now`, or holds another token; a record read that would accept the rotation makes the store swap again (above) |
 //! | a generation that cannot grow is refused, nothing written | the swap also requires `generation < 2^63 - 1` (SQLite would otherwise store an overflowing `generation + 1` as a floating-point value; MySQL computes it in the store); such a rotation fails with [`Error::Backend`](session_core::Error::Backend) saying the generation is exhausted, and the record is unchanged |
-//! | a revoke-all sees a concurrent capped login whole | it waits for the login's per-user lock before its `UPDATE` (SQLite: the database write lock; PostgreSQL: the same advisory lock, so the `UPDATE`'s READ COMMITTED snapshot is taken after the login committed its evictions and its insert; MySQL: a locking read of the user's lock row), so it counts what one serial order of the two gives |
-//! | a capped login counts the sessions as they are when it commits | SQLite: the write lock from `BEGIN IMMEDIATE`; PostgreSQL: its statement runs after taking the user's advisory lock, which an uncapped login's `INSERT` takes in shared mode, and locks the user's live sessions (`FOR UPDATE`) before it counts them, so a concurrent revocation, touch or rotation of one is counted as it is at the commit; MySQL: the `SELECT` of the sessions over the cap is a locking read (`FOR UPDATE`: the latest rows, locked with the gaps between them until the commit, so a concurrent touch, rotation, revocation or uncapped login of the user waits; its gap locks can deadlock with other users' logins, and the loser runs again) |
+//! | a revoke-all sees a concurrent capped login whole | it waits for the login's per-user lock before its `UPDATE` (SQLite: the database write lock; PostgreSQL: the same advisory lock, taken by the revoke-all function before its `UPDATE`, a statement of its own whose READ COMMITTED snapshot is therefore taken after the login committed its evictions and its insert; MySQL: a locking read of the user's lock row), so it counts what one serial order of the two gives |
+//! | a capped login counts the sessions as they are when it commits | SQLite: the write lock from `BEGIN IMMEDIATE`; PostgreSQL: the login function takes the user's advisory lock (which an uncapped login's `INSERT` takes in shared mode) and only then runs its counting statement, which, as every statement of a `VOLATILE` function at READ COMMITTED, takes a fresh snapshot showing every login that held the lock before; the function refuses to run at a stricter isolation level (where the snapshot would predate the lock wait: SQLSTATE `SDB01`), and the store then calls it in a transaction it begins at READ COMMITTED. The statement locks the user's live sessions (`FOR UPDATE`) before it counts them, so a concurrent revocation, touch or rotation of one is counted as it is at the commit; MySQL: the `SELECT` of the sessions over the cap is a locking read (`FOR UPDATE`: the latest rows, locked with the gaps between them until the commit, so a concurrent touch, rotation, revocation or uncapped login of the user waits; its gap locks can deadlock with other users' logins, and the loser runs again) |
 //! | the per-user cap holds under concurrent logins, none fails spuriously | SQLite: the database write lock (`BEGIN IMMEDIATE`); PostgreSQL: `pg_advisory_xact_lock` keyed on the table and the user (32-bit keys from SHA-256), so even a user's first logins queue; MySQL: an `INSERT … ON DUPLICATE KEY UPDATE` on a per-user row of `<table>_user_locks`, held to the commit |
 //! | a lost deadlock is not an error | a login transaction or single statement that the database aborted as a deadlock victim (or serialization failure; nothing of it was applied) runs again, at most 8 tries in all, after jittered pauses, then [`Error::Unavailable`](session_core::Error::Unavailable). On MySQL a revoke-all and concurrent capped logins of the same user can deadlock on InnoDB's gap locks; the retry resolves it |
 //! | nothing half-written | a failed capped login rolls back its evictions with its insert |
@@ -154,8 +159,11 @@
 //! rotation key when none is configured): `name` (`VARCHAR(64)`, primary key), `value` (`BLOB`,
 //! `BYTEA`, `VARBINARY(1024)`) and `created_at` (set by the database's clock; informational).
 //! Secrets are never replaced, listed or purged. On MySQL it also deletes the lock rows of users
-//! who have no session left, which earlier versions kept. Existing schemas upgrade with the
-//! next [`DbStore::migrate`]; [`schema_sql`] lists both migrations' statements.
+//! who have no session left, which earlier versions kept.
+//!
+//! The third migration installs, on PostgreSQL only, the functions `<table>_login` (a capped
+//! login) and `<table>_revoke_all`, so that each is one statement. Existing schemas upgrade
+//! with the next [`DbStore::migrate`]; [`schema_sql`] lists every migration's statements.
 //!
 //! Three ways to migrate:
 //!

@@ -66,6 +66,9 @@ pub fn migrations(table: &TableName) -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateSecrets {
             table: table.clone(),
         }),
+        Box::new(CreateFunctions {
+            table: table.clone(),
+        }),
     ]
 }
 
@@ -85,6 +88,7 @@ pub fn migrations(table: &TableName) -> Vec<Box<dyn MigrationTrait>> {
 pub fn schema_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
     let mut statements = sessions_sql(dialect, table);
     statements.extend(secrets_sql(dialect, table));
+    statements.extend(functions_sql(dialect, table));
     statements
 }
 
@@ -225,6 +229,102 @@ fn secrets_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
         ));
     }
     statements
+}
+
+/// The session function the migration installs for capped logins (see [`functions_sql`]).
+pub(crate) fn login_function(table: &TableName) -> String {
+    format!("\"{table}_login\"")
+}
+
+/// The function the migration installs for revoke-all.
+pub(crate) fn revoke_all_function(table: &TableName) -> String {
+    format!("\"{table}_revoke_all\"")
+}
+
+/// The SQLSTATE the functions raise when the transaction is not at READ COMMITTED (their
+/// statement after the lock would then read a snapshot older than the lock).
+pub(crate) const NOT_READ_COMMITTED: &str = "SDB01";
+
+/// The third migration's statements, PostgreSQL only (none elsewhere): the functions of a
+/// capped login and a revoke-all, a capped login and a revoke-all, each one statement
+/// for the store (one round trip, in the statement's own implicit transaction).
+///
+/// Both take the user's advisory lock first, then run their statements: in a `VOLATILE`
+/// PL/pgSQL function at READ COMMITTED each statement takes a fresh snapshot, so the
+/// statements after the lock see every login and revoke-all that held it before (they commit
+/// before they release it) and every uncapped login that held it shared. At another isolation
+/// level the snapshot is the transaction's, taken before the lock wait: the functions refuse
+/// to run there (SQLSTATE [`NOT_READ_COMMITTED`]) and the store calls them inside a transaction
+/// it begins at READ COMMITTED instead.
+fn functions_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
+    if dialect != Dialect::Postgres {
+        return Vec::new();
+    }
+    let t = dialect.quote(table.as_str());
+    let check = format!(
+        "IF current_setting('transaction_isolation') <> 'read committed' THEN \
+         RAISE EXCEPTION USING ERRCODE = '{NOT_READ_COMMITTED}', \
+         MESSAGE = 'session-db: this function must run at READ COMMITTED'; \
+         END IF;"
+    );
+    vec![
+        format!(
+            "CREATE OR REPLACE FUNCTION {login}(\
+             p_max BIGINT, p_reject BOOLEAN, p_reason VARCHAR, p_table_key INTEGER, \
+             p_user_key INTEGER, p_id VARCHAR, p_user_id VARCHAR, p_created_at TIMESTAMPTZ, \
+             p_last_active_at TIMESTAMPTZ, p_idle_expires_at TIMESTAMPTZ, \
+             p_absolute_expires_at TIMESTAMPTZ, p_token_hash BYTEA, p_generation BIGINT, \
+             p_previous_token_hash BYTEA, p_rotated_at TIMESTAMPTZ, p_revoked_at TIMESTAMPTZ, \
+             p_revoke_reason VARCHAR, p_user_agent VARCHAR, p_ip VARCHAR, p_device_name VARCHAR, \
+             p_data TEXT, p_expires_at TIMESTAMPTZ, \
+             OUT inserted BOOLEAN, OUT evicted_ids VARCHAR[]) \
+             LANGUAGE plpgsql VOLATILE AS $fn$ \
+             BEGIN \
+             {check} \
+             PERFORM pg_advisory_xact_lock(p_table_key, p_user_key); \
+             evicted_ids := '{{}}'; \
+             IF p_reject THEN \
+               IF (SELECT COUNT(*) FROM (SELECT id FROM {t} WHERE user_id = p_user_id \
+                   AND revoked_at IS NULL AND expires_at > p_created_at FOR UPDATE) AS live) \
+                   >= p_max THEN \
+                 inserted := FALSE; RETURN; \
+               END IF; \
+             ELSE \
+               WITH locked AS (SELECT id, created_at FROM {t} WHERE user_id = p_user_id \
+                 AND revoked_at IS NULL AND expires_at > p_created_at FOR UPDATE), \
+               evicted AS (UPDATE {t} SET revoked_at = p_created_at, revoke_reason = p_reason \
+                 WHERE revoked_at IS NULL AND id IN (SELECT id FROM locked \
+                 ORDER BY created_at DESC, id DESC OFFSET p_max - 1) RETURNING id, created_at) \
+               SELECT COALESCE(array_agg(e.id ORDER BY e.created_at, e.id), '{{}}') \
+                 INTO evicted_ids FROM evicted AS e; \
+             END IF; \
+             INSERT INTO {t} ({columns}) VALUES (p_id, p_user_id, p_created_at, \
+               p_last_active_at, p_idle_expires_at, p_absolute_expires_at, p_token_hash, \
+               p_generation, p_previous_token_hash, p_rotated_at, p_revoked_at, p_revoke_reason, \
+               p_user_agent, p_ip, p_device_name, p_data, p_expires_at); \
+             inserted := TRUE; \
+             END $fn$",
+            login = login_function(table),
+            columns = crate::sql::INSERT_COLUMNS,
+        ),
+        format!(
+            "CREATE OR REPLACE FUNCTION {revoke_all}(\
+             p_table_key INTEGER, p_user_key INTEGER, p_user_id VARCHAR, p_now TIMESTAMPTZ, \
+             p_reason VARCHAR, p_keep VARCHAR) RETURNS BIGINT \
+             LANGUAGE plpgsql VOLATILE AS $fn$ \
+             DECLARE revoked BIGINT; \
+             BEGIN \
+             {check} \
+             PERFORM pg_advisory_xact_lock(p_table_key, p_user_key); \
+             UPDATE {t} SET revoked_at = p_now, revoke_reason = p_reason \
+               WHERE user_id = p_user_id AND revoked_at IS NULL AND expires_at > p_now \
+               AND (p_keep IS NULL OR id <> p_keep); \
+             GET DIAGNOSTICS revoked = ROW_COUNT; \
+             RETURN revoked; \
+             END $fn$",
+            revoke_all = revoke_all_function(table),
+        ),
+    ]
 }
 
 /// Column types per dialect.
@@ -372,6 +472,53 @@ impl MigrationTrait for CreateSecrets {
     }
 }
 
+/// The third migration: PostgreSQL's login and revoke-all functions (see [`functions_sql`]);
+/// nothing on the other databases.
+struct CreateFunctions {
+    table: TableName,
+}
+
+impl MigrationName for CreateFunctions {
+    fn name(&self) -> &str {
+        "m20261201_000003_create_functions"
+    }
+}
+
+#[async_trait::async_trait]
+#[expect(
+    elided_lifetimes_in_paths,
+    reason = "the signatures must match the trait's, which elides the manager's lifetime"
+)]
+impl MigrationTrait for CreateFunctions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_statements(manager, &self.table, functions_sql).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        for function in [
+            format!(
+                "{}(BIGINT, BOOLEAN, VARCHAR, INTEGER, INTEGER, VARCHAR, VARCHAR, TIMESTAMPTZ, \
+                 TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ, BYTEA, BIGINT, BYTEA, TIMESTAMPTZ, \
+                 TIMESTAMPTZ, VARCHAR, VARCHAR, VARCHAR, VARCHAR, TEXT, TIMESTAMPTZ)",
+                login_function(&self.table)
+            ),
+            format!(
+                "{}(INTEGER, INTEGER, VARCHAR, TIMESTAMPTZ, VARCHAR, VARCHAR)",
+                revoke_all_function(&self.table)
+            ),
+        ] {
+            manager
+                .get_connection()
+                .execute_unprepared(&format!("DROP FUNCTION IF EXISTS {function}"))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,9 +535,22 @@ mod tests {
             }
             assert!(sql[1].contains("auth_sessions_user_created_idx"));
             assert!(sql[2].contains("auth_sessions_expires_idx"));
-            // Sessions, two indexes, (MySQL) the lock table; then the secrets table and (MySQL)
-            // the clean-up of orphaned lock rows.
-            assert_eq!(sql.len(), if dialect == Dialect::MySql { 6 } else { 4 });
+            // Sessions, two indexes, the secrets table; MySQL: the lock table and the clean-up
+            // of orphaned lock rows; PostgreSQL: the login and revoke-all functions.
+            let extra = if dialect == Dialect::Sqlite { 0 } else { 2 };
+            assert_eq!(sql.len(), 4 + extra);
+            if dialect == Dialect::Postgres {
+                assert!(
+                    sql[4].contains("FUNCTION \"auth_sessions_login\"("),
+                    "{}",
+                    sql[4]
+                );
+                assert!(
+                    sql[5].contains("FUNCTION \"auth_sessions_revoke_all\"("),
+                    "{}",
+                    sql[5]
+                );
+            }
             let secrets = &sql[if dialect == Dialect::MySql { 4 } else { 3 }];
             assert!(secrets.contains("auth_sessions_secrets"), "{secrets}");
             for column in ["name", "value", "created_at"] {

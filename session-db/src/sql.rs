@@ -1,9 +1,6 @@
-//! The SQL text of every statement the store sends, built once per store for its dialect and
-//! table. Placeholders are `?` here and numbered for PostgreSQL by
-//! [`Dialect::placeholders`].
-
-use session_core::UserId;
-use sha2::{Digest, Sha256};
+//! The SQL text of every statement the store sends on SQLite and MySQL, built once per store
+//! for its dialect and table, with `?` placeholders. (PostgreSQL's statements are typed, in
+//! `store::postgres::statements`.)
 
 use crate::config::TableName;
 use crate::dialect::Dialect;
@@ -35,23 +32,11 @@ const GROWABLE: &str = "generation < 9223372036854775807";
 pub(crate) struct Sql {
     pub(crate) find: String,
     pub(crate) insert: String,
-    /// PostgreSQL: the insert of a login without a cap, taking the user's advisory lock in
-    /// shared mode for its implicit transaction (the values, then the two lock keys). It waits
-    /// for a capped login of the user in flight, and a capped login waits for it, so the capped
-    /// login's statement sees it committed or not at all. Other dialects: [`Sql::insert`].
-    pub(crate) insert_uncapped: String,
-    /// SQLite and PostgreSQL: insert only while the user has fewer than `?` live sessions.
+    /// SQLite: insert only while the user has fewer than `?` live sessions.
     pub(crate) insert_below_cap: String,
     /// SQLite: revoke all but the newest `?` live sessions, returning `id, created_at`.
     pub(crate) evict: String,
-    /// PostgreSQL: the eviction and the insert in one statement (the user, `now` and `now`, the
-    /// reason, how many to keep, then the insert's values). It first locks the user's live
-    /// sessions (`FOR UPDATE`: it waits for a concurrent revocation, touch or rotation of one of
-    /// them and reads its latest version), so it evicts by the sessions as they are at its
-    /// commit, and no such change lands until then.
-    pub(crate) evict_and_insert: String,
-    /// MySQL: the per-user lock row. (PostgreSQL takes an advisory lock keyed by
-    /// [`Sql::user_lock_keys`]; SQLite locks the whole database.)
+    /// MySQL: the per-user lock row. (SQLite locks the whole database.)
     pub(crate) lock_user: String,
     /// MySQL: the live sessions past the newest `?`, newest first, as a locking read: it reads
     /// the latest committed rows (not the transaction's snapshot) and locks every session row
@@ -60,7 +45,7 @@ pub(crate) struct Sql {
     /// commits. Its gap locks can deadlock with other users' logins; the loser runs again.
     pub(crate) over_cap: String,
     pub(crate) touch: String,
-    /// SQLite and PostgreSQL: the compare-and-swap with `RETURNING`; matches no row whose
+    /// SQLite: the compare-and-swap with `RETURNING`; matches no row whose
     /// generation cannot grow.
     pub(crate) rotate_returning: String,
     /// [`Sql::rotate_returning`] that also sets `user_agent`, `ip` and `device_name` (the
@@ -83,7 +68,7 @@ pub(crate) struct Sql {
     /// locking read: it creates no row).
     pub(crate) wait_user_lock: String,
     pub(crate) list: String,
-    /// SQLite and PostgreSQL: one bounded purge statement.
+    /// SQLite: one bounded purge statement.
     pub(crate) purge: String,
     dialect: Dialect,
     table: String,
@@ -126,14 +111,9 @@ impl Sql {
             Dialect::Sqlite => format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ?)"
             ),
-            Dialect::Postgres => format!(
-                "WITH gate AS (SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0)) AS held) \
-                 DELETE FROM {t} WHERE (SELECT held FROM gate) AND id IN \
-                 (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ? FOR UPDATE SKIP LOCKED)"
-            ),
             // A transaction of [`Sql::purge_candidates`], [`Sql::purge_ids`] and
             // [`Sql::drop_user_locks`] instead.
-            Dialect::MySql => String::new(),
+            Dialect::MySql | Dialect::Postgres => String::new(),
         };
         let secrets = dialect.quote(&format!("{table}_secrets"));
         let secret_insert = match dialect {
@@ -169,36 +149,11 @@ impl Sql {
         );
         Self {
             find: p(format!("SELECT {SELECT_COLUMNS} FROM {t} WHERE id = ?")),
-            // PostgreSQL counts the rows it locks (`FOR UPDATE` waits for a concurrent change
-            // of a live session and reads its latest version), so a session revoked or touched
-            // while the statement runs is counted as it is at the commit.
-            insert_below_cap: p(match dialect {
-                Dialect::Postgres => format!(
-                    "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
-                     WHERE (SELECT COUNT(*) FROM (SELECT id FROM {t} WHERE user_id = ? \
-                     AND {LIVE} FOR UPDATE) AS live) < ?"
-                ),
-                Dialect::Sqlite | Dialect::MySql => format!(
-                    "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
-                     WHERE (SELECT COUNT(*) FROM {t} WHERE user_id = ? AND {LIVE}) < ?"
-                ),
-            }),
-            evict: p(evict_update),
-            evict_and_insert: p(format!(
-                "WITH locked AS (SELECT id, created_at FROM {t} WHERE user_id = ? AND {LIVE} \
-                 FOR UPDATE), \
-                 evicted AS (UPDATE {t} SET revoked_at = ?, revoke_reason = ? \
-                 WHERE revoked_at IS NULL AND id IN (SELECT id FROM locked \
-                 ORDER BY created_at DESC, id DESC OFFSET ?) RETURNING id, created_at), \
-                 inserted AS ({insert}) SELECT id, created_at FROM evicted"
+            insert_below_cap: p(format!(
+                "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
+                 WHERE (SELECT COUNT(*) FROM {t} WHERE user_id = ? AND {LIVE}) < ?"
             )),
-            insert_uncapped: p(match dialect {
-                Dialect::Postgres => format!(
-                    "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {values} \
-                     FROM (SELECT pg_advisory_xact_lock_shared(?, ?)) AS gate"
-                ),
-                Dialect::Sqlite | Dialect::MySql => insert.clone(),
-            }),
+            evict: p(evict_update),
             insert: p(insert),
             lock_user: p(lock_user),
             over_cap: p(format!(
@@ -278,27 +233,6 @@ impl Sql {
 
     /// Most ids in one [`Sql::evict_ids`] statement.
     pub(crate) const EVICT_CHUNK: usize = 500;
-
-    /// The two keys of the PostgreSQL advisory lock that serializes the capped logins of `user`
-    /// on this table: the first 32 bits of the SHA-256 of `session-db:create:<table>` and of the
-    /// user id. Users whose keys collide only wait for each other.
-    pub(crate) fn user_lock_keys(&self, user: &UserId) -> (i32, i32) {
-        let key = |text: &[u8]| {
-            let digest = Sha256::digest(text);
-            let mut first = [0; 4];
-            first.copy_from_slice(digest.get(..4).unwrap_or(&[0; 4]));
-            i32::from_le_bytes(first)
-        };
-        (
-            key(format!("session-db:create:{}", self.table).as_bytes()),
-            key(user.as_str().as_bytes()),
-        )
-    }
-
-    /// The key text of the purge lock (PostgreSQL hashes it with `hashtextextended(_, 0)`).
-    pub(crate) fn purge_lock_key(&self) -> String {
-        format!("session-db:purge:{}", self.table)
-    }
 }
 
 #[cfg(test)]
@@ -314,9 +248,8 @@ mod tests {
     #[test]
     fn statements_use_the_quoted_table() {
         let table = TableName::new("t_1").unwrap();
-        let pg = Sql::new(Dialect::Postgres, &table);
-        assert!(pg.find.contains("FROM \"t_1\" WHERE id = $1"));
-        assert!(!pg.rotate_returning.contains('?'));
+        let lite = Sql::new(Dialect::Sqlite, &table);
+        assert!(lite.find.contains("FROM \"t_1\" WHERE id = ?"));
         let my = Sql::new(Dialect::MySql, &table);
         assert!(my.find.contains("FROM `t_1` WHERE id = ?"));
         assert!(my.lock_user.contains("`t_1_user_locks`"));

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use session_core::time::OffsetDateTime;
 use session_core::time::macros::datetime;
 use session_core::{
-    AppData, ConfigError, DeviceInfo, Error, LimitMode, Revocation, RevokeReason, RotateOutcome,
-    Rotation, SessionConfig, SessionId, SessionLimit, SessionManager, SessionRecord, SessionStore,
-    TokenHash, UserId,
+    AppData, ConfigError, CreateOutcome, DeviceInfo, Error, LimitMode, Revocation, RevokeReason,
+    RotateOutcome, Rotation, SessionConfig, SessionId, SessionLimit, SessionManager, SessionRecord,
+    SessionStore, TokenHash, UserId,
 };
 use session_db::sea_orm::sea_query::{Alias, IntoIden};
 use session_db::sea_orm::{ConnectionTrait, DynIden, Statement};
@@ -256,8 +256,9 @@ impl MigratorTraitSelf for FirstMigrationOnly {
 }
 
 /// A schema made by the previous version (the first migration only) upgrades with `migrate`:
-/// sessions stay, shared secrets work, and on MySQL the lock rows of users without sessions
-/// (which that version never removed) are dropped while the others stay.
+/// sessions stay, shared secrets and (PostgreSQL, whose capped login is a function of the third
+/// migration) capped logins work, and on MySQL the lock rows of users without sessions (which
+/// that version never removed) are dropped while the others stay.
 async fn an_existing_schema_upgrades(backend: Backend) {
     if support::skip(backend) {
         return;
@@ -271,7 +272,16 @@ async fn an_existing_schema_upgrades(backend: Backend) {
         .unwrap();
     let cap = SessionLimit::new(NonZeroU32::new(3).unwrap(), LimitMode::EvictOldest);
     let kept = record("kept", NOW);
-    store.create(kept.clone(), cap).await.unwrap();
+    if backend == Backend::Postgres {
+        let error = store.create(kept.clone(), cap).await.unwrap_err();
+        assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+        store
+            .create(kept.clone(), SessionLimit::UNLIMITED)
+            .await
+            .unwrap();
+    } else {
+        store.create(kept.clone(), cap).await.unwrap();
+    }
     let error = store.shared_secret("key", &[1; 32]).await.unwrap_err();
     assert!(matches!(error, Error::Backend { .. }), "{error:?}");
     let db = store.connection();
@@ -285,7 +295,12 @@ async fn an_existing_schema_upgrades(backend: Backend) {
     }
 
     store.migrate().await.unwrap();
-    assert_eq!(store.find(&kept.id).await.unwrap(), Some(kept));
+    assert_eq!(store.find(&kept.id).await.unwrap(), Some(kept.clone()));
+    let later = record("kept", NOW + time::Duration::seconds(1));
+    assert_eq!(
+        store.create(later, cap).await.unwrap(),
+        CreateOutcome::Created { evicted: vec![] }
+    );
     assert_eq!(
         store.shared_secret("key", &[1; 32]).await.unwrap(),
         vec![1; 32]

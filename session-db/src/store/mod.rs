@@ -1,19 +1,27 @@
 //! [`DbStore`]: the [`SessionStore`] on SQLite, PostgreSQL and MySQL/MariaDB.
+//!
+//! This module holds what the dialects share (the store's handle, its bounds and retries, and
+//! the SQLite/MySQL statements that are the same on both); each dialect's own logic lives in
+//! its module: [`sqlite`], [`postgres`] (every operation on the sqlx pool, one prepared
+//! statement each) and [`mysql`].
+
+mod mysql;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+mod sqlite;
+
+pub(crate) use self::mysql::PACKET_MARGIN;
 
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, IsolationLevel, QueryResult,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement, Value};
 use sea_orm_migration::MigratorTraitSelf;
 use session_core::{
-    ConfigError, CreateOutcome, Error, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionId,
+    ConfigError, CreateOutcome, Error, RevokeReason, RotateOutcome, Rotation, SessionId,
     SessionLimit, SessionRecord, SessionStore, StoreCapabilities, UserId, check_shared_secret_args,
-    truncate_to_micros,
 };
 use time::OffsetDateTime;
 
@@ -21,19 +29,8 @@ use crate::config::{DbConfig, TableName};
 use crate::dialect::Dialect;
 use crate::error::{ConnectError, Kind, decode_error, kind, to_error};
 use crate::migration::Migrator;
-use crate::row::{decode, device_values, hash_value, insert_values, read_id};
+use crate::row::{decode, device_values, hash_value, insert_values};
 use crate::sql::Sql;
-
-/// What a MySQL statement carrying app data needs besides the data itself, at most: the other
-/// columns (user agent, device name, user id, hashes, instants: under 2 KiB) and the packet's
-/// framing, with room to spare. App data above `max_allowed_packet` minus this is refused before
-/// it is sent.
-pub(crate) const PACKET_MARGIN: u64 = 64 * 1024;
-
-/// App data up to this size is sent without knowing the server's `max_allowed_packet` (every
-/// MySQL and MariaDB default is at least 4 MiB); above it, a store that did not read the limit
-/// at connect reads it first.
-const UNCHECKED_APP_DATA: usize = 1024 * 1024;
 
 /// The largest app data each dialect's `data` column keeps: SQLite's default `SQLITE_MAX_LENGTH`
 /// (10^9 bytes), PostgreSQL's 1 GB bound on a field, MySQL's `LONGTEXT` (2^32 - 1 bytes).
@@ -50,16 +47,16 @@ pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many times in all a statement or login transaction that the database aborted as a
 /// deadlock victim (or serialization failure) is run before [`Error::Unavailable`] is returned.
-const ATTEMPTS: u32 = 8;
+pub(crate) const ATTEMPTS: u32 = 8;
 
 /// How many compare-and-swaps a rotation tries in all before [`Error::Unavailable`], when each
 /// lost one is followed by a read showing a record that would accept it (a concurrent call
 /// changed the record in between, each time).
-const ROTATE_ATTEMPTS: u32 = 8;
+pub(crate) const ROTATE_ATTEMPTS: u32 = 8;
 
 /// The pause before attempt `attempt + 1`: grows with the attempt, with up to 5 ms of jitter so
 /// two transactions that deadlocked do not collide again in step.
-fn retry_pause(attempt: u32) -> Duration {
+pub(crate) fn retry_pause(attempt: u32) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let jitter = std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -94,9 +91,12 @@ pub struct DbStore {
     dialect: Dialect,
     table: TableName,
     sql: Arc<Sql>,
+    /// PostgreSQL: the sqlx pool under `db` and the typed statements every operation runs.
+    #[cfg(feature = "postgres")]
+    pg: Option<postgres::Pg>,
     operation_timeout: Option<Duration>,
     /// MySQL: the server's `max_allowed_packet`, once read (at connect, or before the first
-    /// statement whose app data is above [`UNCHECKED_APP_DATA`]).
+    /// statement whose app data is above 1 MiB).
     max_packet: Arc<std::sync::OnceLock<u64>>,
 }
 
@@ -122,12 +122,28 @@ impl DbStore {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Store`] if the connection's backend is not one this crate knows.
+    /// [`ConfigError::Store`] if the connection's backend is not one this crate knows, or is
+    /// PostgreSQL without a sqlx pool under it (a mock connection, or a build without the
+    /// `postgres` feature).
     pub fn new(db: DatabaseConnection) -> Result<Self, ConfigError> {
         let dialect = Dialect::from_backend(db.get_database_backend())?;
         let table = TableName::default();
+        #[cfg(feature = "postgres")]
+        let pg = match (&db.inner, dialect) {
+            (sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_), _) => Some(
+                postgres::Pg::new(db.get_postgres_connection_pool().clone(), &table),
+            ),
+            (_, Dialect::Postgres) => return Err(no_pg_pool()),
+            _ => None,
+        };
+        #[cfg(not(feature = "postgres"))]
+        if dialect == Dialect::Postgres {
+            return Err(no_pg_pool());
+        }
         Ok(Self {
             sql: Arc::new(Sql::new(dialect, &table)),
+            #[cfg(feature = "postgres")]
+            pg,
             db,
             dialect,
             table,
@@ -140,6 +156,10 @@ impl DbStore {
     #[must_use]
     pub fn with_table(mut self, table: TableName) -> Self {
         self.sql = Arc::new(Sql::new(self.dialect, &table));
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = &mut self.pg {
+            *pg = pg.with_table(&table);
+        }
         self.table = table;
         self
     }
@@ -207,51 +227,6 @@ impl DbStore {
         }
     }
 
-    /// MySQL: refuses, before sending anything, app data that the server's `max_allowed_packet`
-    /// would refuse (by closing the connection: the client would see a dropped connection, not
-    /// a statement error). Reads the limit first if it is not known and the data is large.
-    async fn check_packet(&self, record: &SessionRecord) -> Result<(), Error> {
-        let Some(data) = &record.data else {
-            return Ok(());
-        };
-        if self.dialect != Dialect::MySql {
-            return Ok(());
-        }
-        let packet = match self.max_packet.get() {
-            Some(packet) => *packet,
-            None if data.len() <= UNCHECKED_APP_DATA => return Ok(()),
-            None => {
-                let row = self
-                    .db
-                    .query_one_raw(Statement::from_string(
-                        self.dialect.backend(),
-                        "SELECT CAST(@@max_allowed_packet AS UNSIGNED)",
-                    ))
-                    .await
-                    .map_err(|e| self.error(e))?;
-                let packet = row
-                    .map(|row| row.try_get_by_index::<u64>(0))
-                    .transpose()
-                    .map_err(|e| self.error(e))?
-                    .ok_or_else(|| {
-                        Error::backend(self.dialect.name(), "no value for @@max_allowed_packet")
-                    })?;
-                *self.max_packet.get_or_init(|| packet)
-            }
-        };
-        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
-        if len > packet.saturating_sub(PACKET_MARGIN) {
-            return Err(Error::backend(
-                self.dialect.name(),
-                PacketTooLarge {
-                    data: len,
-                    max_allowed_packet: packet,
-                },
-            ));
-        }
-        Ok(())
-    }
-
     /// Creates or upgrades the schema (see [`crate::migration`]). Safe to call on every start:
     /// applied migrations are skipped.
     ///
@@ -289,7 +264,7 @@ impl DbStore {
     /// makes a purge pass return 0.
     #[must_use]
     pub fn purge_lock_key(&self) -> String {
-        self.sql.purge_lock_key()
+        format!("session-db:purge:{}", self.table)
     }
 
     /// Closes the pool; later operations fail with [`Error::Unavailable`].
@@ -392,296 +367,54 @@ impl DbStore {
             .map_err(|e| self.error(e))?;
         row.as_ref().map(|row| self.decode(row)).transpose()
     }
+}
 
-    /// One attempt at a capped login; the caller retries on deadlocks.
-    async fn create_capped(
-        &self,
-        record: &SessionRecord,
-        values: &[Value],
-        max: NonZeroU32,
-        mode: LimitMode,
-    ) -> Result<CreateOutcome, TxError> {
-        let keep_newest = i64::from(max.get() - 1);
-        let now = record.created_at;
-        match (self.dialect, mode) {
-            // One statement: SQLite runs it under the database write lock.
-            (Dialect::Sqlite, LimitMode::Reject) => {
-                let inserted = self
-                    .db
-                    .execute_raw(self.below_cap(values, &record.user_id, now, max))
-                    .await?
-                    .rows_affected();
-                Ok(created_or_rejected(inserted))
-            }
-            (Dialect::Sqlite, _) => {
-                let tx = self
-                    .db
-                    .begin_with_options(TransactionOptions {
-                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                        ..TransactionOptions::default()
-                    })
-                    .await?;
-                let evicted = tx
-                    .query_all_raw(self.statement(
-                        &self.sql.evict,
-                        self.evict_values(&record.user_id, now, keep_newest),
-                    ))
-                    .await?;
-                let evicted = self.evicted_oldest_first(&evicted)?;
-                tx.execute_raw(self.statement(&self.sql.insert, values.to_vec()))
-                    .await?;
-                tx.commit().await?;
-                Ok(CreateOutcome::Created { evicted })
-            }
-            (Dialect::Postgres, LimitMode::Reject) => {
-                let tx = self.begin_locked_postgres(&record.user_id).await?;
-                let inserted = tx
-                    .execute_raw(self.below_cap(values, &record.user_id, now, max))
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok(created_or_rejected(inserted))
-            }
-            (Dialect::Postgres, _) => {
-                let tx = self.begin_locked_postgres(&record.user_id).await?;
-                let mut params = vec![
-                    self.dialect.user(&record.user_id),
-                    self.time(now),
-                    self.time(now),
-                    Value::from(RevokeReason::Evicted.as_str()),
-                    Value::from(keep_newest),
-                ];
-                params.extend_from_slice(values);
-                let evicted = tx
-                    .query_all_raw(self.statement(&self.sql.evict_and_insert, params))
-                    .await?;
-                let evicted = self.evicted_oldest_first(&evicted)?;
-                tx.commit().await?;
-                Ok(CreateOutcome::Created { evicted })
-            }
-            (Dialect::MySql, mode) => {
-                self.create_capped_mysql(record, values, keep_newest, mode)
-                    .await
-            }
+/// What a rotation refused by the compare-and-swap answers, given the record read after it:
+/// `Rejected(record)` when the record indeed refuses the rotation (not live at `rotation.now`,
+/// or another current token), [`Error::Backend`] when it would accept it but its generation
+/// cannot grow, and `None` when it would accept it (it changed between the swap and the read,
+/// so the swap is tried again).
+pub(crate) fn refusal(
+    dialect: Dialect,
+    record: SessionRecord,
+    rotation: &Rotation,
+) -> Result<Option<RotateOutcome>, Error> {
+    if !record.is_live(rotation.now) || record.token_hash != rotation.presented {
+        return Ok(Some(RotateOutcome::Rejected(record)));
+    }
+    if i64::try_from(record.generation).map_or(true, |generation| generation == i64::MAX) {
+        return Err(generation_exhausted(dialect, record.generation));
+    }
+    Ok(None)
+}
+
+/// The error of a rotation whose record's generation cannot grow.
+pub(crate) fn generation_exhausted(dialect: Dialect, generation: u64) -> Error {
+    Error::backend(dialect.name(), GenerationExhausted(generation))
+}
+
+/// The error of a rotation that lost every compare-and-swap to concurrent changes.
+pub(crate) fn rotation_contended(dialect: Dialect) -> Error {
+    Error::unavailable(dialect.name(), RotationContended(ROTATE_ATTEMPTS))
+}
+
+/// The store on PostgreSQL: `DbStore::new` made its sqlx side, or refused the connection.
+fn no_pg_pool() -> ConfigError {
+    ConfigError::Store(
+        "a PostgreSQL store needs a sqlx PostgreSQL pool (session-db's `postgres` feature)"
+            .to_owned(),
+    )
+}
+
+/// Returns from the calling operation with `$call` when the store is on PostgreSQL (whose
+/// operations all live in [`postgres`]).
+macro_rules! on_postgres {
+    ($self:ident, |$pg:ident| $call:expr) => {
+        #[cfg(feature = "postgres")]
+        if let Some($pg) = &$self.pg {
+            return $call.await;
         }
-    }
-
-    /// MySQL/MariaDB: no `UPDATE … RETURNING`, so the sessions over the cap are selected first
-    /// (under the user's lock row, so no other capped login of the user runs meanwhile, by a
-    /// locking read that sees the latest rows and holds them until the commit), then revoked by
-    /// id.
-    async fn create_capped_mysql(
-        &self,
-        record: &SessionRecord,
-        values: &[Value],
-        keep_newest: i64,
-        mode: LimitMode,
-    ) -> Result<CreateOutcome, TxError> {
-        let now = record.created_at;
-        let tx = self.db.begin().await?;
-        self.lock_user(&tx, &record.user_id).await?;
-        let rows = tx
-            .query_all_raw(self.statement(
-                &self.sql.over_cap,
-                vec![
-                    self.dialect.user(&record.user_id),
-                    self.time(now),
-                    Value::from(keep_newest),
-                ],
-            ))
-            .await?;
-        let mut over_cap = rows
-            .iter()
-            .map(|row| read_id(row, 0))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TxError::Store(decode_error(self.dialect, e)))?;
-        if !over_cap.is_empty() && mode == LimitMode::Reject {
-            tx.rollback().await?;
-            return Ok(CreateOutcome::LimitReached);
-        }
-        // Selected newest first; reported oldest first.
-        over_cap.reverse();
-        let mut evicted = Vec::with_capacity(over_cap.len());
-        for chunk in over_cap.chunks(Sql::EVICT_CHUNK) {
-            let ids = chunk.iter().map(|id| Value::from(id.to_string()));
-            let mut params = vec![self.time(now), Value::from(RevokeReason::Evicted.as_str())];
-            params.extend(ids.clone());
-            let changed = tx
-                .execute_raw(self.statement(&self.sql.evict_ids(chunk.len()), params))
-                .await?
-                .rows_affected();
-            if usize::try_from(changed).is_ok_and(|changed| changed == chunk.len()) {
-                evicted.extend_from_slice(chunk);
-                continue;
-            }
-            // A guard (the locking read above holds the rows, so no other caller can revoke
-            // them in between): report only those this eviction revoked. The read sees this transaction's
-            // own writes, and those of others as of its snapshot, where they were still live.
-            let mut params = vec![Value::from(RevokeReason::Evicted.as_str()), self.time(now)];
-            params.extend(ids);
-            let rows = tx
-                .query_all_raw(self.statement(&self.sql.evicted_among(chunk.len()), params))
-                .await?;
-            let ours = rows
-                .iter()
-                .map(|row| read_id(row, 0))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| TxError::Store(decode_error(self.dialect, e)))?;
-            evicted.extend(chunk.iter().filter(|id| ours.contains(id)));
-        }
-        tx.execute_raw(self.statement(&self.sql.insert, values.to_vec()))
-            .await?;
-        tx.commit().await?;
-        Ok(CreateOutcome::Created { evicted })
-    }
-
-    /// PostgreSQL: a transaction at READ COMMITTED whatever the server's default, holding the
-    /// user's advisory lock. Each statement then sees what committed before it started, so the
-    /// counting statement that follows sees every login that held the lock before. (Under
-    /// REPEATABLE READ the snapshot would date from before the lock wait, and two logins could
-    /// both see room under the cap.)
-    ///
-    /// Two round trips: `BEGIN`, then the isolation level and the lock as one simple-protocol
-    /// query of two statements. The lock keys are integers computed here, so the query text
-    /// holds nothing but numbers besides its fixed words.
-    async fn begin_locked_postgres(&self, user: &UserId) -> Result<DatabaseTransaction, DbErr> {
-        let (table_key, user_key) = self.sql.user_lock_keys(user);
-        let tx = self.db.begin().await?;
-        tx.execute_unprepared(&format!(
-            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
-             SELECT pg_advisory_xact_lock({table_key}, {user_key})"
-        ))
-        .await?;
-        Ok(tx)
-    }
-
-    /// MySQL: takes the user's lock row for the rest of the transaction.
-    async fn lock_user(&self, tx: &DatabaseTransaction, user: &UserId) -> Result<(), DbErr> {
-        let params = vec![self.dialect.user(user)];
-        tx.execute_raw(self.statement(&self.sql.lock_user, params))
-            .await
-            .map(drop)
-    }
-
-    fn below_cap(
-        &self,
-        values: &[Value],
-        user: &UserId,
-        now: OffsetDateTime,
-        max: NonZeroU32,
-    ) -> Statement {
-        let mut params = values.to_vec();
-        params.extend([
-            self.dialect.user(user),
-            self.time(now),
-            Value::from(i64::from(max.get())),
-        ]);
-        self.statement(&self.sql.insert_below_cap, params)
-    }
-
-    fn evict_values(&self, user: &UserId, now: OffsetDateTime, keep_newest: i64) -> Vec<Value> {
-        vec![
-            self.time(now),
-            Value::from(RevokeReason::Evicted.as_str()),
-            self.dialect.user(user),
-            self.time(now),
-            Value::from(keep_newest),
-        ]
-    }
-
-    /// Ids from `RETURNING id, created_at`, oldest first.
-    fn evicted_oldest_first(&self, rows: &[QueryResult]) -> Result<Vec<SessionId>, TxError> {
-        let mut evicted = rows
-            .iter()
-            .map(|row| {
-                let id = read_id(row, 0)?;
-                let created = self.dialect.read_time(row, 1)?;
-                Ok((created, id))
-            })
-            .collect::<Result<Vec<_>, crate::dialect::DecodeError>>()
-            .map_err(|e| TxError::Store(decode_error(self.dialect, e)))?;
-        evicted.sort_unstable();
-        Ok(evicted.into_iter().map(|(_, id)| id).collect())
-    }
-
-    /// MySQL/MariaDB rotation: read, then a compare-and-swap on `(token_hash, generation)`.
-    /// A read record that refuses the rotation is the answer (it was read within the call); a
-    /// lost swap reads again, at most [`ROTATE_ATTEMPTS`] times in all.
-    async fn rotate_mysql(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
-        for _ in 0..ROTATE_ATTEMPTS {
-            let Some(current) = self.find_on(&self.db, &rotation.id).await? else {
-                return Ok(RotateOutcome::NotFound);
-            };
-            if let Some(refused) = self.refusal(current.clone(), &rotation)? {
-                return Ok(refused);
-            }
-            let next_generation = current.generation.saturating_add(1);
-            let generation = i64::try_from(next_generation)
-                .map_err(|_| self.generation_exhausted(current.generation))?;
-            let expected = i64::try_from(current.generation)
-                .map_err(|_| self.generation_exhausted(current.generation))?;
-            let (sql, mut params) = match &rotation.device {
-                Some(device) => (&self.sql.rotate_cas_device, device_values(device)),
-                None => (&self.sql.rotate_cas, Vec::new()),
-            };
-            params.extend([
-                hash_value(Some(&rotation.next)),
-                Value::from(generation),
-                self.time(rotation.now),
-                self.time(rotation.now),
-                self.time(rotation.idle_expires_at),
-                self.time(rotation.idle_expires_at),
-                Value::from(rotation.id.to_string()),
-                hash_value(Some(&rotation.presented)),
-                Value::from(expected),
-                self.time(rotation.now),
-            ]);
-            if self.write(sql, params).await? == 1 {
-                let now = truncate_to_micros(rotation.now);
-                let mut rotated = current;
-                rotated.previous_token_hash = Some(rotated.token_hash);
-                rotated.token_hash = rotation.next;
-                rotated.generation = next_generation;
-                rotated.rotated_at = Some(now);
-                rotated.last_active_at = now;
-                rotated.idle_expires_at =
-                    truncate_to_micros(rotation.idle_expires_at).min(rotated.absolute_expires_at);
-                if let Some(device) = rotation.device {
-                    rotated.device = device;
-                }
-                return Ok(RotateOutcome::Rotated(rotated));
-            }
-            // Another call changed the record between the read and the swap: read it again.
-        }
-        Err(self.rotation_contended())
-    }
-
-    /// What a rotation refused by the compare-and-swap answers, given the record read after
-    /// it: `Rejected(record)` when the record indeed refuses the rotation (not live at
-    /// `rotation.now`, or another current token), [`Error::Backend`] when it would accept it
-    /// but its generation cannot grow, and `None` when it would accept it (it changed between
-    /// the swap and the read, so the swap is tried again).
-    fn refusal(
-        &self,
-        record: SessionRecord,
-        rotation: &Rotation,
-    ) -> Result<Option<RotateOutcome>, Error> {
-        if !record.is_live(rotation.now) || record.token_hash != rotation.presented {
-            return Ok(Some(RotateOutcome::Rejected(record)));
-        }
-        if i64::try_from(record.generation).map_or(true, |generation| generation == i64::MAX) {
-            return Err(self.generation_exhausted(record.generation));
-        }
-        Ok(None)
-    }
-
-    fn generation_exhausted(&self, generation: u64) -> Error {
-        Error::backend(self.dialect.name(), GenerationExhausted(generation))
-    }
-
-    fn rotation_contended(&self) -> Error {
-        Error::unavailable(self.dialect.name(), RotationContended(ROTATE_ATTEMPTS))
-    }
+    };
 }
 
 /// A rotation of a record whose generation cannot grow in the signed 64-bit column.
@@ -701,25 +434,13 @@ struct GenerationExhausted(u64);
 )]
 struct RotationContended(u32);
 
-/// App data too large for the MySQL server's `max_allowed_packet`.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "app data of {data} bytes does not fit the server's max_allowed_packet of \
-     {max_allowed_packet} bytes (with 64 KiB for the rest of the statement): the server would \
-     refuse it (ER_NET_PACKET_TOO_LARGE) and close the connection; nothing was sent. Raise \
-     max_allowed_packet or lower SessionConfig::max_app_data_bytes"
-)]
-struct PacketTooLarge {
-    data: u64,
-    max_allowed_packet: u64,
-}
-
 /// The operation did not finish within the store's operation timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("no answer from the database within {0:?}")]
 struct OperationTimedOut(Duration);
 
-fn created_or_rejected(inserted: u64) -> CreateOutcome {
+/// A reject-mode login's outcome from the rows its insert wrote.
+pub(crate) fn created_or_rejected(inserted: u64) -> CreateOutcome {
     if inserted == 1 {
         CreateOutcome::Created {
             evicted: Vec::new(),
@@ -731,7 +452,7 @@ fn created_or_rejected(inserted: u64) -> CreateOutcome {
 
 /// An error inside a transaction (a capped login, a MySQL purge pass): a driver error
 /// (classified later, maybe retried) or one already turned into the workspace error.
-enum TxError {
+pub(crate) enum TxError {
     Db(DbErr),
     Store(Error),
 }
@@ -750,23 +471,27 @@ impl DbStore {
         record: SessionRecord,
         limit: SessionLimit,
     ) -> Result<CreateOutcome, Error> {
+        on_postgres!(self, |pg| pg.create(&record, limit));
         self.check_packet(&record).await?;
         let values =
             insert_values(self.dialect, &record).map_err(|e| decode_error(self.dialect, e))?;
         let Some(max) = limit.max else {
-            let mut values = values;
-            if self.dialect == Dialect::Postgres {
-                let (table_key, user_key) = self.sql.user_lock_keys(&record.user_id);
-                values.extend([Value::from(table_key), Value::from(user_key)]);
-            }
-            self.write(&self.sql.insert_uncapped, values).await?;
+            self.write(&self.sql.insert, values).await?;
             return Ok(CreateOutcome::Created {
                 evicted: Vec::new(),
             });
         };
+        let keep_newest = i64::from(max.get() - 1);
         let mut attempt = 1;
         loop {
-            match self.create_capped(&record, &values, max, limit.mode).await {
+            let outcome = if self.dialect == Dialect::MySql {
+                self.create_capped_mysql(&record, &values, keep_newest, limit.mode)
+                    .await
+            } else {
+                self.create_capped_sqlite(&record, &values, max, limit.mode)
+                    .await
+            };
+            match outcome {
                 Ok(outcome) => return Ok(outcome),
                 Err(TxError::Store(error)) => return Err(error),
                 Err(TxError::Db(error)) => self.retry_or_fail(error, &mut attempt).await?,
@@ -776,6 +501,7 @@ impl DbStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
     async fn op_find(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        on_postgres!(self, |pg| pg.find(id));
         self.find_on(&self.db, id).await
     }
 
@@ -786,6 +512,7 @@ impl DbStore {
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
     ) -> Result<bool, Error> {
+        on_postgres!(self, |pg| pg.touch(id, now, idle_expires_at));
         let params = vec![
             self.time(now),
             self.time(idle_expires_at),
@@ -799,6 +526,7 @@ impl DbStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %rotation.id))]
     async fn op_rotate(&self, rotation: Rotation) -> Result<RotateOutcome, Error> {
+        on_postgres!(self, |pg| pg.rotate(&rotation));
         if self.dialect == Dialect::MySql {
             return self.rotate_mysql(rotation).await;
         }
@@ -826,11 +554,11 @@ impl DbStore {
             let Some(record) = self.find_on(&self.db, &rotation.id).await? else {
                 return Ok(RotateOutcome::NotFound);
             };
-            if let Some(refused) = self.refusal(record, &rotation)? {
+            if let Some(refused) = refusal(self.dialect, record, &rotation)? {
                 return Ok(refused);
             }
         }
-        Err(self.rotation_contended())
+        Err(rotation_contended(self.dialect))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
@@ -840,6 +568,7 @@ impl DbStore {
         now: OffsetDateTime,
         reason: RevokeReason,
     ) -> Result<bool, Error> {
+        on_postgres!(self, |pg| pg.revoke(id, now, reason));
         let params = vec![
             self.time(now),
             Value::from(reason.as_str()),
@@ -858,6 +587,7 @@ impl DbStore {
         now: OffsetDateTime,
         reason: RevokeReason,
     ) -> Result<u64, Error> {
+        on_postgres!(self, |pg| pg.revoke_all(user, keep, now, reason));
         let mut params = vec![
             self.time(now),
             Value::from(reason.as_str()),
@@ -885,34 +615,6 @@ impl DbStore {
         }
     }
 
-    /// PostgreSQL and MySQL: the revoke-all `UPDATE` in a short transaction that first waits
-    /// for the user's capped login in flight, if any (PostgreSQL: the same advisory lock, at
-    /// READ COMMITTED; MySQL: a locking read of the user's lock row). The `UPDATE` then sees
-    /// that login whole: its evictions and its new session, never the one without the other.
-    async fn revoke_all_locked(
-        &self,
-        user: &UserId,
-        sql: &str,
-        params: &[Value],
-    ) -> Result<u64, DbErr> {
-        let tx = if self.dialect == Dialect::Postgres {
-            self.begin_locked_postgres(user).await?
-        } else {
-            let tx = self.db.begin().await?;
-            tx.query_all_raw(
-                self.statement(&self.sql.wait_user_lock, vec![self.dialect.user(user)]),
-            )
-            .await?;
-            tx
-        };
-        let revoked = tx
-            .execute_raw(self.statement(sql, params.to_vec()))
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(revoked)
-    }
-
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
     async fn op_list(
         &self,
@@ -920,6 +622,7 @@ impl DbStore {
         now: OffsetDateTime,
         limit: NonZeroUsize,
     ) -> Result<Vec<SessionRecord>, Error> {
+        on_postgres!(self, |pg| pg.list(user, now, limit));
         let limit = i64::try_from(limit.get()).unwrap_or(i64::MAX);
         let params = vec![self.dialect.user(user), self.time(now), Value::from(limit)];
         let rows = self
@@ -932,6 +635,7 @@ impl DbStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
     async fn op_purge_expired(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, Error> {
+        on_postgres!(self, |pg| pg.purge_expired(now, batch));
         if self.dialect == Dialect::MySql {
             let mut attempt = 1;
             loop {
@@ -942,63 +646,15 @@ impl DbStore {
                 }
             }
         }
-        let mut params = Vec::with_capacity(3);
-        if self.dialect == Dialect::Postgres {
-            params.push(Value::from(self.sql.purge_lock_key()));
-        }
-        params.extend([self.time(now), Value::from(i64::from(batch.get()))]);
+        let params = vec![self.time(now), Value::from(i64::from(batch.get()))];
         self.write(&self.sql.purge, params).await
     }
 }
 
 impl DbStore {
-    /// MySQL: one purge pass as a READ COMMITTED transaction: read the expired sessions (at
-    /// most `batch`), delete them, then delete the lock rows of their users who have no session
-    /// row left, so that `<table>_user_locks` holds no user id longer than that user's sessions.
-    /// The lock rows are deleted by primary key; a login holding one makes the purge wait for
-    /// its commit (and a login that recreates the row later serializes as before).
-    async fn purge_mysql(&self, now: OffsetDateTime, batch: NonZeroU32) -> Result<u64, TxError> {
-        let tx = self
-            .db
-            .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
-            .await?;
-        let rows = tx
-            .query_all_raw(self.statement(
-                &self.sql.purge_candidates,
-                vec![self.time(now), Value::from(i64::from(batch.get()))],
-            ))
-            .await?;
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut users = Vec::with_capacity(rows.len());
-        for row in &rows {
-            ids.push(read_id(row, 0).map_err(|e| TxError::Store(decode_error(self.dialect, e)))?);
-            users.push(row.try_get_by_index::<Vec<u8>>(1)?);
-        }
-        users.sort_unstable();
-        users.dedup();
-        let mut purged = 0;
-        for chunk in ids.chunks(Sql::EVICT_CHUNK) {
-            let mut params = vec![self.time(now)];
-            params.extend(chunk.iter().map(|id| Value::from(id.to_string())));
-            purged += tx
-                .execute_raw(self.statement(&self.sql.purge_ids(chunk.len()), params))
-                .await?
-                .rows_affected();
-        }
-        for chunk in users.chunks(Sql::EVICT_CHUNK) {
-            let params = chunk
-                .iter()
-                .map(|user| Value::Bytes(Some(user.clone())))
-                .collect();
-            tx.execute_raw(self.statement(&self.sql.drop_user_locks(chunk.len()), params))
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(purged)
-    }
-
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
     async fn op_shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
+        on_postgres!(self, |pg| pg.shared_secret(name, candidate));
         self.write(
             &self.sql.secret_insert,
             vec![
