@@ -74,13 +74,15 @@
 //! is applied (Redis: while executing the command; PostgreSQL: at the writer's commit). The time
 //! from A sending the revocation to B's first refusal, measured on loopback with B validating
 //! every 100 µs (`cargo run --release -p session-benches --bin throughput -- --stores
-//! redis,postgres --cache-only --tasks 16 --revocations 500`, commit `588b6cf`, the 2-core
-//! machine shared with other builds, load average 4 to 6):
+//! redis,postgres --cache-only --tasks 16 --revocations 500`, on a 2-core machine whose
+//! servers share the cores with the bench):
 //!
-//! | backend | p50 | p99 | max | of which A's own revoke round trip (p50 / p99) |
-//! |---|---|---|---|---|
-//! | Redis 7, `CLIENT TRACKING` | 0.50 ms | 3.3 ms | 7.1 ms | 0.25 / 1.8 ms |
-//! | PostgreSQL 15, `LISTEN/NOTIFY` | 1.2 ms | 5.2 ms | 36 ms | 0.79 / 3.1 ms |
+//! | backend | run | p50 | p99 | max | of which A's own revoke round trip (p50 / p99) |
+//! |---|---|---|---|---|---|
+//! | Redis 7, `CLIENT TRACKING` | `eea040e`, load 1–2 | 0.24 ms | 0.87 ms | 1.0 ms | 0.14 / 0.49 ms |
+//! | PostgreSQL 15, `LISTEN/NOTIFY` | `eea040e`, load 1–2 | 1.1 ms | 2.2 ms | 4.1 ms | 0.88 / 1.7 ms |
+//! | Redis 7, `CLIENT TRACKING` | `588b6cf`, load 4–6 | 0.50 ms | 3.3 ms | 7.1 ms | 0.25 / 1.8 ms |
+//! | PostgreSQL 15, `LISTEN/NOTIFY` | `588b6cf`, load 4–6 | 1.2 ms | 5.2 ms | 36 ms | 0.79 / 3.1 ms |
 //!
 //! Earlier runs of the same command under heavier load gave p99 between 0.9 and 5.6 ms on Redis
 //! and between 5 and 36 ms on PostgreSQL, where the tail follows the commit's WAL flush. So: a
