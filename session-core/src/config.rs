@@ -110,8 +110,10 @@ pub struct SessionConfig {
     pub reuse_detection_depth: u32,
     /// The bound on each manager call as a whole (all its store steps together). A call that
     /// runs out answers [`Error::Unavailable`](crate::Error::Unavailable) with a
-    /// [`DeadlineExceeded`](crate::DeadlineExceeded) source. Keep it above the store's own
-    /// timeouts so a store can report its own error first.
+    /// [`DeadlineExceeded`](crate::DeadlineExceeded) source. It counts from the call's first
+    /// wait on the store (what comes before is bounded CPU work), so a call the store answers
+    /// without waiting (the memory store, a near-cache hit) sets no timer. Keep it above the
+    /// store's own timeouts so a store can report its own error first.
     #[serde(with = "humantime_serde")]
     pub operation_deadline: Duration,
     /// Bound on a session's app data (its JSON text), in bytes.
