@@ -79,8 +79,8 @@
 //!
 //! | backend | run | p50 | p99 | max | of which A's own revoke round trip (p50 / p99) |
 //! |---|---|---|---|---|---|
-//! | Redis 7, `CLIENT TRACKING` | `eea040e`, load 1–2 | 0.24 ms | 0.87 ms | 1.0 ms | 0.14 / 0.49 ms |
-//! | PostgreSQL 15, `LISTEN/NOTIFY` | `eea040e`, load 1–2 | 1.1 ms | 2.2 ms | 4.1 ms | 0.88 / 1.7 ms |
+//! | Redis 7, `CLIENT TRACKING` | `bdcd2fe`, load 1.6 | 0.29 ms | 1.0 ms | 1.2 ms | 0.17 / 0.63 ms |
+//! | PostgreSQL 15, `LISTEN/NOTIFY` | `bdcd2fe`, load 1.6 | 0.82 ms | 2.4 ms | 2.6 ms | 0.55 / 1.9 ms |
 //! | Redis 7, `CLIENT TRACKING` | `588b6cf`, load 4–6 | 0.50 ms | 3.3 ms | 7.1 ms | 0.25 / 1.8 ms |
 //! | PostgreSQL 15, `LISTEN/NOTIFY` | `588b6cf`, load 4–6 | 1.2 ms | 5.2 ms | 36 ms | 0.79 / 3.1 ms |
 //!
