@@ -184,6 +184,9 @@ pub async fn execute(store: &dyn SessionStore, op: &StoreOp) -> (Outcome, Option
     }
 }
 
+/// How many uncertain records one step enumerates both ways (stored, gone): 2^this worlds.
+const MAX_WORLD_BITS: usize = 10;
+
 /// The reference model: the records as the contract says they must be stored.
 ///
 /// A record in `maybe` may or may not be stored: a purge could delete it (it had expired at the
@@ -378,8 +381,11 @@ impl StoreModel {
     /// state the model allows explains the answer.
     #[must_use]
     pub fn step(&self, op: &StoreOp, observed: &Outcome) -> Vec<Self> {
-        let scope = self.scope(op);
-        let worlds = 1_usize << scope.len().min(10);
+        let mut scope = self.scope(op);
+        // At most 2^10 worlds: uncertain records past the tenth stay uncertain in every world
+        // (counted as stored by this step, settled when they are read back), never forced gone.
+        scope.truncate(MAX_WORLD_BITS);
+        let worlds = 1_usize << scope.len();
         let mut out: Vec<Self> = Vec::new();
         // The world with every uncertain record stored comes first.
         for mask in (0..worlds).rev() {
