@@ -34,12 +34,9 @@ fn count(dialect: Dialect, row: &QueryResult, index: usize) -> Result<u64, Error
     })
 }
 
+/// The reason code, read as text on every dialect (as the record decoder reads it).
 fn reason(dialect: Dialect, row: &QueryResult) -> Result<String, Error> {
     row.try_get_by_index::<String>(0)
-        .or_else(|_| {
-            row.try_get_by_index::<Vec<u8>>(0)
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        })
         .map_err(|e| to_error(dialect, e))
 }
 

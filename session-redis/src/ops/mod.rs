@@ -66,7 +66,7 @@ pub(crate) trait Operation {
 }
 
 /// Converts a reply with the driver's conversions.
-fn decode_value<T: FromRedisValue>(value: Value) -> Result<T, StoreError> {
+pub(crate) fn decode_value<T: FromRedisValue>(value: Value) -> Result<T, StoreError> {
     redis::from_redis_value(value).map_err(|e| StoreError::Decode(e.to_string()))
 }
 

@@ -11,6 +11,7 @@ use super::RedisStore;
 use crate::codec;
 use crate::connection::{Backend, Conn};
 use crate::error::StoreError;
+use crate::ops::{Request, decode_value};
 
 /// Keys asked for per `SCAN` step.
 const SCAN_COUNT: u64 = 1000;
@@ -36,13 +37,9 @@ fn session_of(key: &[u8], prefix: &str) -> Option<(String, SessionId)> {
     (id.tag().to_string() == tag).then(|| (tag.to_owned(), id))
 }
 
-fn decode<T: redis::FromRedisValue>(value: Value) -> Result<T, StoreError> {
-    redis::from_redis_value(value).map_err(|e| StoreError::Decode(e.to_string()))
-}
-
 /// The address of every primary of a Cluster, from `CLUSTER SLOTS`.
 fn primaries(reply: Value) -> Result<Vec<(String, u16)>, StoreError> {
-    let ranges: Vec<Vec<Value>> = decode(reply)?;
+    let ranges: Vec<Vec<Value>> = decode_value(reply)?;
     let mut nodes = Vec::new();
     for range in ranges {
         let Some(primary) = range.into_iter().nth(2) else {
@@ -50,14 +47,14 @@ fn primaries(reply: Value) -> Result<Vec<(String, u16)>, StoreError> {
                 "a CLUSTER SLOTS entry names no primary".to_owned(),
             ));
         };
-        let node: Vec<Value> = decode(primary)?;
+        let node: Vec<Value> = decode_value(primary)?;
         let mut fields = node.into_iter();
         let (Some(host), Some(port)) = (fields.next(), fields.next()) else {
             return Err(StoreError::Decode(
                 "a CLUSTER SLOTS primary has no address".to_owned(),
             ));
         };
-        let address = (decode::<String>(host)?, decode::<u16>(port)?);
+        let address = (decode_value::<String>(host)?, decode_value::<u16>(port)?);
         if !nodes.contains(&address) {
             nodes.push(address);
         }
@@ -89,6 +86,8 @@ impl RedisStore {
         Ok(self.stats_inner(now).await?)
     }
 
+    /// `call` bounded by the response timeout, for the commands [`RedisStore::call`] cannot
+    /// send (routed to one Cluster node by address).
     async fn bounded<T>(
         &self,
         call: impl Future<Output = Result<T, StoreError>>,
@@ -129,7 +128,7 @@ impl RedisStore {
                     .arg("COUNT")
                     .arg(SCAN_COUNT);
                 let (next, keys): (u64, Vec<Vec<u8>>) =
-                    decode(self.scan_on(node.as_ref(), scan).await?)?;
+                    decode_value(self.scan_on(node.as_ref(), scan).await?)?;
                 self.count_page(&keys, prefix, &mut counter).await?;
                 if next == 0 {
                     break;
@@ -140,23 +139,24 @@ impl RedisStore {
         Ok(counter.finish())
     }
 
-    /// Sends one `SCAN` step to `node` (a Cluster primary) or to the single server.
+    /// Sends one `SCAN` step to `node` (a Cluster primary, routed by address) or, without one,
+    /// to the single server through [`RedisStore::call`].
     async fn scan_on(&self, node: Option<&(String, u16)>, scan: Cmd) -> Result<Value, StoreError> {
+        let Some((host, port)) = node else {
+            return self.call(&Request::Command(scan)).await;
+        };
         self.bounded(async {
             let mut lease = self.inner.backend.lease().await?;
-            Ok(match (&mut lease.conn, node) {
-                (Conn::Cluster(conn), Some((host, port))) => {
-                    conn.route_command(
-                        scan,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                            host: host.clone(),
-                            port: *port,
-                        }),
-                    )
-                    .await?
-                }
-                (conn, _) => scan.query_async(conn).await?,
-            })
+            let Conn::Cluster(conn) = &mut lease.conn else {
+                return Err(StoreError::Decode(
+                    "a Cluster node was named for a single server".to_owned(),
+                ));
+            };
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: host.clone(),
+                port: *port,
+            });
+            Ok(conn.route_command(scan, routing).await?)
         })
         .await
     }
@@ -180,13 +180,8 @@ impl RedisStore {
             for (key, _) in group {
                 mget.arg(*key);
             }
-            let values: Vec<Option<Vec<u8>>> = decode(
-                self.bounded(async {
-                    let mut lease = self.inner.backend.lease().await?;
-                    Ok(mget.query_async(&mut lease.conn).await?)
-                })
-                .await?,
-            )?;
+            let values: Vec<Option<Vec<u8>>> =
+                decode_value(self.call(&Request::Command(mget)).await?)?;
             for ((_, id), value) in group.iter().zip(values) {
                 // A key dropped between the SCAN and the MGET (its TTL) is not counted.
                 if let Some(bytes) = value {
