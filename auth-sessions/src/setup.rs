@@ -43,7 +43,7 @@ pub struct SessionsConfig {
     /// Metrics on or off, user ids redacted or not, in spans and logs.
     pub telemetry: Telemetry,
     /// The near cache in front of the store (`[cache]`, off by default): validation from
-    /// process memory, invalidated by Redis `CLIENT TRACKING` (standalone) or PostgreSQL
+    /// process memory, invalidated by Redis `CLIENT TRACKING` (any topology) or PostgreSQL
     /// `LISTEN/NOTIFY`, or after the `staleness` it sets for any other store.
     pub cache: CacheConfig,
 }

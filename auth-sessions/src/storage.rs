@@ -138,7 +138,7 @@ pub async fn connect(
 }
 
 /// [`connect`], then, when `cache.enabled`, the near cache in front of the store, invalidated by
-/// the store's channel where it has one: Redis `CLIENT TRACKING` (standalone servers) or
+/// the store's channel where it has one: Redis `CLIENT TRACKING` (every topology) or
 /// PostgreSQL `LISTEN/NOTIFY` (its trigger is installed with the schema when `migrate` is on);
 /// any other store needs `cache.staleness`.
 ///
@@ -156,9 +156,7 @@ pub async fn connect_cached(
     }
     let builder = match storage {
         #[cfg(feature = "redis")]
-        StorageConfig::Redis(settings)
-            if matches!(settings.topology, session_redis::Topology::Standalone) =>
-        {
+        StorageConfig::Redis(settings) => {
             let tracking = session_redis::RedisTracking::new(settings)?;
             CachedStore::builder(connect(storage, migrate).await?)
                 .config(cache.clone())

@@ -1,5 +1,6 @@
 //! The near cache chosen in configuration (`[cache]`): on for SQLite with a staleness, refused
-//! without one, and on Redis (standalone) invalidated by `CLIENT TRACKING` across two instances.
+//! without one, and on Redis (standalone and Cluster) invalidated by `CLIENT TRACKING` across two
+//! instances.
 
 #![allow(
     clippy::unwrap_used,
@@ -44,14 +45,34 @@ async fn sqlite_with_a_staleness_serves_validations_from_memory() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_instances_see_each_others_revocations() {
+    let prefix = format!("cachecfg{:x}:", std::process::id());
+    two_redis_instances(&format!(
+        "[storage]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\"\n[cache]\nenabled = true\n"
+    ))
+    .await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_instances_see_each_others_revocations_without_a_staleness() {
+    if std::env::var("SESSION_TEST_SKIP").is_ok_and(|list| list.contains("redis-cluster")) {
+        return;
+    }
+    let prefix = format!("cachecfgc{:x}:", std::process::id());
+    two_redis_instances(&format!(
+        "[storage]\ntype = \"redis\"\nkey_prefix = \"{prefix}\"\n[storage.topology]\nmode = \"cluster\"\nnodes = [\"127.0.0.1:7010\", \"127.0.0.1:7011\", \"127.0.0.1:7012\"]\n[cache]\nenabled = true\n"
+    ))
+    .await;
+}
+
+/// Two instances started from the configuration `text`: a revocation through one is refused
+/// by the other.
+#[cfg(feature = "redis")]
+async fn two_redis_instances(text: &str) {
     use std::time::Duration;
 
-    let prefix = format!("cachecfg{:x}:", std::process::id());
-    let text = format!(
-        "[storage]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\"\n[cache]\nenabled = true\n"
-    );
-    let a = Sessions::start(parse(&text)).await.unwrap();
-    let b = Sessions::start(parse(&text)).await.unwrap();
+    let a = Sessions::start(parse(text)).await.unwrap();
+    let b = Sessions::start(parse(text)).await.unwrap();
     let login = a
         .manager()
         .login(&UserId::new("tracked").unwrap(), LoginRequest::new())

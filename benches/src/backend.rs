@@ -85,6 +85,12 @@ pub struct Servers {
     pub redis: String,
     /// The SQLite database file (created, and removed by the harness).
     pub sqlite_path: std::path::PathBuf,
+    /// The sentinels of a Redis Sentinel deployment (`host:port`), watching the master
+    /// `sessionmaster`: by default the test topology of `scripts/redis-topology.sh`.
+    pub redis_sentinels: Vec<String>,
+    /// The seed nodes of a Redis Cluster (`host:port`): by default the test topology of
+    /// `scripts/redis-topology.sh`.
+    pub redis_cluster: Vec<String>,
 }
 
 impl Servers {
@@ -93,6 +99,12 @@ impl Servers {
     pub fn from_env() -> Self {
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        let list = |name: &str, default: &str| {
+            var(name, default)
+                .split(',')
+                .map(|node| node.trim().to_owned())
+                .collect::<Vec<_>>()
+        };
         Self {
             postgres: var(
                 "BENCH_POSTGRES_URL",
@@ -103,6 +115,14 @@ impl Servers {
             sqlite_path: std::env::var_os("BENCH_SQLITE_PATH").map_or_else(
                 || std::env::temp_dir().join(format!("session-bench-{}.db", std::process::id())),
                 Into::into,
+            ),
+            redis_sentinels: list(
+                "BENCH_REDIS_SENTINELS",
+                "127.0.0.1:26390,127.0.0.1:26391,127.0.0.1:26392",
+            ),
+            redis_cluster: list(
+                "BENCH_REDIS_CLUSTER",
+                "127.0.0.1:7010,127.0.0.1:7011,127.0.0.1:7012",
             ),
         }
     }

@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use session_cache::CachedStore;
 use session_core::{Error, LoginRequest, SessionManager, SessionStore, UserId};
 use session_db::{DbConfig, DbStore};
-use session_redis::{RedisConfig, RedisStore, RedisTracking};
+use session_redis::{ClusterConfig, RedisConfig, RedisStore, RedisTracking, SentinelConfig};
 
 use crate::backend::{Servers, StoreKind, bench_config, scrub_redis, sql_table_names};
 use crate::error::BenchError;
@@ -61,22 +61,8 @@ pub async fn connect_cached(
                 scrub_redis(&servers.redis, sql_table_names::REDIS_CACHED).await?;
             }
             let config = RedisConfig::from_url(&servers.redis)
-                .with_key_prefix(sql_table_names::REDIS_CACHED)
-                .with_response_timeout(Duration::from_secs(5));
-            let store = RedisStore::connect(config.clone())
-                .await
-                .map_err(|e| fail(&e))?;
-            let tracking = RedisTracking::new(&config).map_err(|e| fail(&e))?;
-            let raw: Arc<dyn SessionStore> = Arc::new(store);
-            let cached = CachedStore::builder(Arc::clone(&raw))
-                .invalidated_by(tracking)
-                .build()
-                .map_err(|e| fail(&e))?;
-            CachedInstance {
-                cached,
-                raw,
-                db: None,
-            }
+                .with_key_prefix(sql_table_names::REDIS_CACHED);
+            redis_instance(config, &fail).await?
         }
         StoreKind::Postgres => {
             let config = DbConfig::new()
@@ -111,6 +97,100 @@ pub async fn connect_cached(
             ));
         }
     };
+    serving(instance, &context).await
+}
+
+/// Which Redis deployment [`connect_cached_redis`] opens an instance on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// The master the sentinels of [`Servers::redis_sentinels`] name `sessionmaster`.
+    Sentinel,
+    /// The Cluster of [`Servers::redis_cluster`].
+    Cluster,
+}
+
+impl RedisTopology {
+    /// The name used on the command line and in tables.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sentinel => "sentinel",
+            Self::Cluster => "cluster",
+        }
+    }
+}
+
+impl std::str::FromStr for RedisTopology {
+    type Err = BenchError;
+
+    fn from_str(text: &str) -> Result<Self, BenchError> {
+        match text {
+            "sentinel" => Ok(Self::Sentinel),
+            "cluster" => Ok(Self::Cluster),
+            other => Err(BenchError::new(
+                "--redis-topologies",
+                format!("`{other}` is not `sentinel` or `cluster`"),
+            )),
+        }
+    }
+}
+
+/// Opens one instance on the Redis `topology` of `servers`, under the key prefix `prefix`
+/// (the records of a run stay in the throwaway topology until they expire), invalidated by
+/// `CLIENT TRACKING` on every server that holds records.
+///
+/// # Errors
+///
+/// When the deployment cannot be reached, or tracking does not come up within 10 s.
+pub async fn connect_cached_redis(
+    topology: RedisTopology,
+    servers: &Servers,
+    prefix: &str,
+) -> Result<CachedInstance, BenchError> {
+    let context = format!(
+        "cached Redis {} store (is it up? scripts/redis-topology.sh start {})",
+        topology.name(),
+        topology.name()
+    );
+    let fail = |e: &dyn std::fmt::Display| BenchError::new(context.clone(), e);
+    let config = RedisConfig::new().with_key_prefix(prefix);
+    let config = match topology {
+        RedisTopology::Sentinel => config.with_sentinel(SentinelConfig::new(
+            "sessionmaster",
+            servers.redis_sentinels.clone(),
+        )),
+        RedisTopology::Cluster => {
+            config.with_cluster(ClusterConfig::new(servers.redis_cluster.clone()))
+        }
+    };
+    let instance = redis_instance(config, &fail).await?;
+    serving(instance, &context).await
+}
+
+/// A Redis store of `config` behind a cache invalidated by its tracking.
+async fn redis_instance(
+    config: RedisConfig,
+    fail: &impl Fn(&dyn std::fmt::Display) -> BenchError,
+) -> Result<CachedInstance, BenchError> {
+    let config = config.with_response_timeout(Duration::from_secs(5));
+    let store = RedisStore::connect(config.clone())
+        .await
+        .map_err(|e| fail(&e))?;
+    let tracking = RedisTracking::new(&config).map_err(|e| fail(&e))?;
+    let raw: Arc<dyn SessionStore> = Arc::new(store);
+    let cached = CachedStore::builder(Arc::clone(&raw))
+        .invalidated_by(tracking)
+        .build()
+        .map_err(|e| fail(&e))?;
+    Ok(CachedInstance {
+        cached,
+        raw,
+        db: None,
+    })
+}
+
+/// `instance` once its invalidation channel is up.
+async fn serving(instance: CachedInstance, context: &str) -> Result<CachedInstance, BenchError> {
     if !instance.cached.wait_serving(CHANNEL_UP).await {
         return Err(BenchError::new(
             context,

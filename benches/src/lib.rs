@@ -27,7 +27,10 @@ mod target;
 pub use backend::{
     OurStore, Servers, StoreKind, bench_config, connect_ours, scrub_redis, sql_table_names,
 };
-pub use cache::{CachedInstance, Visibility, connect_cached, revocation_visibility};
+pub use cache::{
+    CachedInstance, RedisTopology, Visibility, connect_cached, connect_cached_redis,
+    revocation_visibility,
+};
 pub use error::BenchError;
 pub use limit::{RawMemory, RawRedis, RawSql};
 pub use ours::Ours;

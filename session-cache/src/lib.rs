@@ -51,9 +51,9 @@
 //!
 //! | backend | channel | what a change elsewhere costs | set-up |
 //! |---|---|---|---|
-//! | Redis (standalone) | `CLIENT TRACKING ON BCAST` on a dedicated RESP3 connection ([`session_redis::RedisTracking`], feature `redis`): Redis pushes the key of every record written, deleted or expired | the entry is dropped when the push arrives | `.invalidated_by(RedisTracking::new(&redis_config)?)` |
+//! | Redis (standalone, Sentinel, Cluster) | `CLIENT TRACKING ON BCAST` on a dedicated RESP3 connection to each server that holds records: the standalone server, the master the sentinels name, every Cluster master ([`session_redis::RedisTracking`], feature `redis`): Redis pushes the key of every record written, deleted or expired | the entry is dropped when the push arrives | `.invalidated_by(RedisTracking::new(&redis_config)?)` |
 //! | PostgreSQL | `LISTEN` to a trigger's `NOTIFY` on every update or delete of a session row ([`session_db::ChangeListener`], feature `postgres`) | the entry is dropped when the notification arrives (at the writer's commit) | `store.install_change_notifications().await?` once (an opt-in migration), then `.invalidated_by(store.change_listener()?)` |
-//! | SQLite, MySQL/MariaDB, Redis Sentinel or Cluster, memory, custom stores | none: **bounded staleness** | a change made through another instance may be served here for up to the `staleness` the user sets (each entry lives that long at most); changes made through this instance are seen at once | `.bounded_staleness(Duration::from_millis(500))` |
+//! | SQLite, MySQL/MariaDB, memory, custom stores | none: **bounded staleness** | a change made through another instance may be served here for up to the `staleness` the user sets (each entry lives that long at most); changes made through this instance are seen at once | `.bounded_staleness(Duration::from_millis(500))` |
 //!
 //! A cache with a channel serves entries only while the channel is up. When it is lost (the
 //! connection closes, or a heartbeat sent every 500 ms goes unanswered) the cache forgets every
@@ -62,6 +62,14 @@
 //! cache knows an invalidation may have been missed. What it cannot know is a connection that
 //! died silently: the heartbeat bounds that window to about one second (Redis: 500 ms plus the
 //! store's `response_timeout`; PostgreSQL: two heartbeat intervals).
+//!
+//! On Redis Sentinel and Cluster a change of the servers that hold the records is a lost
+//! channel too, and tracking starts again on the new ones: a Sentinel failover as soon as a
+//! sentinel announces the new master (`+switch-master`, pushed to the tracking, which is also
+//! when clients that ask the sentinels can first write there); a Cluster failover, node change
+//! or slot reassignment at the next heartbeat (500 ms), or as soon as the connection to a master
+//! that died fails. Keys moved between Cluster masters by a resharding stay tracked, since every
+//! master is.
 //!
 //! Every entry is also read again after `max_age` (10 minutes by default), whatever the
 //! channel says.

@@ -2,7 +2,8 @@
 //! through one is refused by the other within milliseconds, and a cache whose invalidation
 //! channel is killed stops serving from memory until the channel is back.
 //!
-//! Needs the standalone Redis server and PostgreSQL (see `support`).
+//! Needs the standalone Redis server, the shared Redis Sentinel and Cluster topologies and
+//! PostgreSQL (see `support`).
 
 #![allow(
     clippy::unwrap_used,
@@ -72,17 +73,37 @@ async fn revoke_on_a_refused_on_b(a: &CachedStore, b: &CachedStore) -> Duration 
     took
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_revocation_on_one_instance_is_refused_on_the_other() {
-    if support::skip("redis") {
-        return;
-    }
-    let config = support::redis_config();
+/// Two instances on the Redis deployment `config` names, each tracking it.
+async fn redis_two_instances(config: session_redis::RedisConfig) {
     let a = support::redis_cached(support::redis_store(config.clone()).await, &config, "a").await;
     let b = support::redis_cached(support::redis_store(config.clone()).await, &config, "b").await;
     revoke_on_a_refused_on_b(&a, &b).await;
     // And the other way round.
     revoke_on_a_refused_on_b(&b, &a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_revocation_on_one_instance_is_refused_on_the_other() {
+    if support::skip("redis") {
+        return;
+    }
+    redis_two_instances(support::redis_config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_revocation_on_one_instance_is_refused_on_the_other() {
+    if support::skip("redis-sentinel") {
+        return;
+    }
+    redis_two_instances(support::redis_sentinel_config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_revocation_on_one_instance_is_refused_on_the_other() {
+    if support::skip("redis-cluster") {
+        return;
+    }
+    redis_two_instances(support::redis_cluster_config()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,13 +137,16 @@ impl Lease {
 }
 
 /// Why the connection could not be set up.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum OpenError {
     /// The configuration cannot be used.
+    #[error("{0}")]
     Config(ConfigError),
     /// The servers could not be reached or refused us.
+    #[error("{0}")]
     Redis(redis::RedisError),
     /// A named server could not be reached or refused us.
+    #[error("{0}")]
     Connect(ConnectFailure),
 }
 
@@ -211,14 +214,19 @@ pub(crate) struct ConnectFailure {
     pub(crate) source: redis::RedisError,
 }
 
-/// A client of the standalone server, and its address for messages.
-fn standalone_client(config: &RedisConfig) -> Result<(Client, String), OpenError> {
-    let info: ConnectionInfo = match &config.url {
+/// Where the standalone server is, with its credentials and database.
+fn standalone_info(config: &RedisConfig) -> Result<ConnectionInfo, OpenError> {
+    Ok(match &config.url {
         Some(url) => url.as_str().into_connection_info()?,
         None => addr(config, config.host.clone(), config.port)
             .into_connection_info()?
             .set_redis_settings(redis_settings(config)),
-    };
+    })
+}
+
+/// A client of the standalone server, and its address for messages.
+fn standalone_client(config: &RedisConfig) -> Result<(Client, String), OpenError> {
+    let info = standalone_info(config)?;
     let target = info.addr().to_string();
     Ok((client_for(config, info)?, target))
 }
@@ -433,31 +441,61 @@ impl Reconnecting {
     }
 }
 
-/// A client of the standalone server `config` names, speaking RESP3 (for `CLIENT TRACKING`
-/// push messages), with the same address, credentials, database and TLS settings as the
+/// A RESP3 client (for `CLIENT TRACKING` and `SUBSCRIBE` push messages) of the standalone
+/// server `config` names, with the same address, credentials, database and TLS settings as the
 /// store's own connection.
 ///
 /// # Errors
 ///
-/// `config` names a Sentinel or Cluster deployment (no single server to track), or its URL,
-/// address or CA file is invalid.
-pub(crate) fn tracking_client(config: &RedisConfig) -> Result<Client, OpenError> {
-    if !matches!(config.topology, Topology::Standalone) {
-        return Err(OpenError::Config(ConfigError::Store(
-            "invalidation tracking needs a standalone Redis server; Sentinel and Cluster \
-             deployments are not supported yet"
-                .to_owned(),
-        )));
-    }
-    let info: ConnectionInfo = match &config.url {
-        Some(url) => url.as_str().into_connection_info()?,
-        None => addr(config, config.host.clone(), config.port)
-            .into_connection_info()?
-            .set_redis_settings(redis_settings(config)),
-    };
+/// Its URL, address or CA file is invalid.
+pub(crate) fn resp3_standalone(config: &RedisConfig) -> Result<(Client, String), OpenError> {
+    let info = standalone_info(config)?;
+    let target = info.addr().to_string();
     let settings = info
         .redis_settings()
         .clone()
         .set_protocol(redis::ProtocolVersion::RESP3);
-    client_for(config, info.set_redis_settings(settings))
+    Ok((
+        client_for(config, info.set_redis_settings(settings))?,
+        target,
+    ))
+}
+
+/// Whose credentials a RESP3 client of one node carries.
+pub(crate) enum NodeRole<'a> {
+    /// A data node (a Sentinel master, a Cluster node): the store's credentials and database.
+    Data,
+    /// A sentinel: the sentinels' own credentials, no database.
+    Sentinel(&'a SentinelConfig),
+}
+
+/// A RESP3 client of the node at `host:port` with the TLS settings of `config` and the
+/// credentials `role` says.
+///
+/// # Errors
+///
+/// The address or the CA file is invalid.
+pub(crate) fn resp3_node(
+    config: &RedisConfig,
+    host: String,
+    port: u16,
+    role: &NodeRole<'_>,
+) -> Result<Client, OpenError> {
+    let settings = match role {
+        NodeRole::Data => redis_settings(config),
+        NodeRole::Sentinel(sentinel) => {
+            let mut settings = RedisConnectionInfo::default();
+            if let Some(username) = &sentinel.username {
+                settings = settings.set_username(username);
+            }
+            if let Some(password) = &sentinel.password {
+                settings = settings.set_password(password);
+            }
+            settings
+        }
+    };
+    let info = addr(config, host, port)
+        .into_connection_info()?
+        .set_redis_settings(settings.set_protocol(redis::ProtocolVersion::RESP3));
+    client_for(config, info)
 }

@@ -192,9 +192,11 @@
 //!
 //! ## Invalidation tracking
 //!
-//! [`RedisTracking`] reports every write to the store's session records, by any client, over a
-//! dedicated RESP3 connection with `CLIENT TRACKING ON BCAST`: a near cache (the
-//! `session-cache` crate) evicts its entries from it. Standalone servers only; see the
+//! [`RedisTracking`] reports every write to the store's session records, by any client, over
+//! dedicated RESP3 connections with `CLIENT TRACKING ON BCAST`: a near cache (the
+//! `session-cache` crate) evicts its entries from it. Every topology: the standalone server,
+//! the master the sentinels name (a failover they announce ends a round of tracking at once),
+//! or every master of a Cluster (a changed layout ends it at the next heartbeat); see the
 //! [`RedisTracking`] docs for the events and what they guarantee.
 //!
 //! ## Notes

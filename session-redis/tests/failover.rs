@@ -14,66 +14,24 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use session_core::time::macros::datetime;
 use session_core::{Error, SessionLimit, SessionStore, UserId};
 use session_redis::{RedisStore, SentinelConfig};
-use support::Topo;
+use support::{PrivateTopology, Topo};
 
 const MASTER: u16 = 6392;
 const REPLICA: u16 = 6393;
 const SENTINELS: [u16; 3] = [26393, 26394, 26395];
-
-/// The private topology; stopped when dropped.
-struct Topology {
-    dir: PathBuf,
-}
-
-impl Topology {
-    fn script(&self, args: &[&str]) -> String {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/redis-topology.sh");
-        let sentinels = SENTINELS.map(|p| p.to_string()).join(" ");
-        let output = Command::new("bash")
-            .arg(script)
-            .args(args)
-            .env("REDIS_TOPOLOGY_DIR", &self.dir)
-            .env("REDIS_TOPOLOGY_MASTER_PORT", MASTER.to_string())
-            .env("REDIS_TOPOLOGY_REPLICA_PORT", REPLICA.to_string())
-            .env("REDIS_TOPOLOGY_SENTINEL_PORTS", sentinels)
-            .output()
-            .expect("cannot run scripts/redis-topology.sh");
-        assert!(
-            output.status.success(),
-            "scripts/redis-topology.sh {args:?} failed (is redis-server installed?):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-
-    fn start() -> Self {
-        let topology = Self {
-            dir: std::env::temp_dir().join("session-redis-failover-test"),
-        };
-        topology.script(&["start", "sentinel"]);
-        topology
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| self.script(&["stop", "sentinel"]));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_follows_a_sentinel_failover() {
     if support::skip(Topo::Sentinel) {
         return;
     }
-    let topology = Topology::start();
+    let topology =
+        PrivateTopology::sentinel("session-redis-failover-test", MASTER, REPLICA, SENTINELS);
     let config = support::config(Topo::Sentinel)
         .with_sentinel(SentinelConfig::new(
             "sessionmaster",

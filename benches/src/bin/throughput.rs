@@ -25,10 +25,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session_benches::{
-    BenchError, Budget, Lane, Op, Ours, RawMemory, RawRedis, RawSql, RowStats, Servers, StoreKind,
-    Target, Visibility, bench_config, connect_cached, connect_ours, resident_bytes,
-    revocation_visibility, run_row, scrub_redis, sql_table_names, tower_memory, tower_postgres,
-    tower_redis,
+    BenchError, Budget, Lane, Op, Ours, RawMemory, RawRedis, RawSql, RedisTopology, RowStats,
+    Servers, StoreKind, Target, Visibility, bench_config, connect_cached, connect_cached_redis,
+    connect_ours, resident_bytes, revocation_visibility, run_row, scrub_redis, sql_table_names,
+    tower_memory, tower_postgres, tower_redis,
 };
 use session_core::{Clock, LoginRequest, SessionManager, SystemClock, UserId};
 use session_memory::MemoryStore;
@@ -53,6 +53,8 @@ struct Args {
     footprint: usize,
     cache: CacheRows,
     revocations: usize,
+    /// Redis deployments whose revocation visibility is measured too.
+    redis_topologies: Vec<RedisTopology>,
 }
 
 /// Whether the near-cache rows are measured.
@@ -78,6 +80,7 @@ fn parse_args() -> Result<Args, BenchError> {
         footprint: FOOTPRINT_SESSIONS,
         cache: CacheRows::Also,
         revocations: 200,
+        redis_topologies: Vec::new(),
     };
     let mut row_given = false;
     let mut it = std::env::args().skip(1);
@@ -124,14 +127,24 @@ fn parse_args() -> Result<Args, BenchError> {
                     return Err(BenchError::new("--revocations", "at least 1"));
                 }
             }
+            "--redis-topologies" => {
+                args.redis_topologies = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
             "--help" | "-h" => {
                 println!(
                     "throughput [--stores memory,sqlite,postgres,mysql,redis] [--tasks 1,16] \
                      [--seconds-per-row 2] [--flat-large N] [--flat-large-db N] \
-                     [--cache-only | --no-cache] [--revocations 200] [--smoke]\n\n\
+                     [--cache-only | --no-cache] [--revocations 200] \
+                     [--redis-topologies sentinel,cluster] [--smoke]\n\n\
                      --cache-only: only the near-cache rows (Redis and PostgreSQL among --stores)\n\
                      --no-cache: no near-cache rows\n\
-                     --revocations: revocations timed for the revocation-visibility row"
+                     --revocations: revocations timed for the revocation-visibility row\n\
+                     --redis-topologies: revocation visibility on these Redis deployments too \
+                     (BENCH_REDIS_SENTINELS, BENCH_REDIS_CLUSTER; by default the topologies of \
+                     scripts/redis-topology.sh)"
                 );
                 std::process::exit(0);
             }
@@ -189,7 +202,9 @@ struct CacheRow {
 #[derive(Default)]
 struct Report {
     cache_rows: Vec<CacheRow>,
-    visibility: Vec<(StoreKind, Visibility)>,
+    /// Per backend: its name in tables (`redis`, `postgres`, `redis (sentinel)`, …) and what
+    /// was measured.
+    visibility: Vec<(String, Visibility)>,
     rows: Vec<Row>,
     memory_bytes_per_session: Option<(usize, f64)>,
     raw_memory_bytes_per_entry: Option<f64>,
@@ -495,10 +510,34 @@ async fn measure_cache(
         args.revocations
     );
     let visibility = revocation_visibility(&a, &b, args.revocations, &run).await?;
-    report.visibility.push((kind, visibility));
+    report.visibility.push((kind.name().to_owned(), visibility));
     if kind == StoreKind::Redis {
         scrub_redis(&servers.redis, sql_table_names::REDIS_PREFIX).await?;
     }
+    Ok(())
+}
+
+/// The revocation visibility between two instances on a Redis Sentinel or Cluster deployment.
+async fn measure_topology_visibility(
+    topology: RedisTopology,
+    args: &Args,
+    servers: &Servers,
+    run: &str,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let name = topology.name();
+    eprintln!(
+        "redis {name} (near cache): revocation visibility over {} revocations",
+        args.revocations
+    );
+    let prefix = format!("{}{run}:", sql_table_names::REDIS_CACHED);
+    let a = connect_cached_redis(topology, servers, &prefix).await?;
+    let b = connect_cached_redis(topology, servers, &prefix).await?;
+    let visibility =
+        revocation_visibility(&a, &b, args.revocations, &format!("{run}-{name}")).await?;
+    report
+        .visibility
+        .push((format!("redis ({name})"), visibility));
     Ok(())
 }
 
@@ -1070,15 +1109,22 @@ fn cache_targets(report: &Report, args: &Args, lines: &mut Vec<String>) {
         if !args.stores.contains(&store) {
             continue;
         }
-        let name =
-            format!("revocation visible on the other instance within 5 ms at p99 on {store}");
-        match report.visibility.iter().find(|(s, _)| *s == store) {
-            Some((_, v)) => {
-                let p99 = v.micros.value_at_quantile(0.99);
-                lines.push(format!("{name}: {} ({} µs)", verdict(p99 <= 5_000), p99));
-            }
-            None => lines.push(format!("{name}: not measured")),
+        visibility_target(report, store.name(), lines);
+    }
+    for topology in &args.redis_topologies {
+        visibility_target(report, &format!("redis ({})", topology.name()), lines);
+    }
+}
+
+/// The revocation-visibility target (p99 ≤ 5 ms) on the backend named `store` in the tables.
+fn visibility_target(report: &Report, store: &str, lines: &mut Vec<String>) {
+    let name = format!("revocation visible on the other instance within 5 ms at p99 on {store}");
+    match report.visibility.iter().find(|(s, _)| s == store) {
+        Some((_, v)) => {
+            let p99 = v.micros.value_at_quantile(0.99);
+            lines.push(format!("{name}: {} ({} µs)", verdict(p99 <= 5_000), p99));
         }
+        None => lines.push(format!("{name}: not measured")),
     }
 }
 
@@ -1185,6 +1231,11 @@ async fn run(args: &Args) -> Result<Report, BenchError> {
                 eprintln!("{kind} (near cache):");
                 measure_cache(kind, args, &servers, &run, &mut report).await?;
             }
+        }
+    }
+    if args.cache != CacheRows::Skip {
+        for &topology in &args.redis_topologies {
+            measure_topology_visibility(topology, args, &servers, &run, &mut report).await?;
         }
     }
     if args.cache == CacheRows::Only {

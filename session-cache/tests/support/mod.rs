@@ -62,12 +62,49 @@ pub fn redis_config() -> RedisConfig {
         .with_response_timeout(Duration::from_secs(2))
 }
 
-/// A store on the standalone Redis server with `config`.
+/// A Redis configuration of the shared Sentinel topology (`scripts/redis-topology.sh start
+/// sentinel`) under a fresh key prefix.
+pub fn redis_sentinel_config() -> RedisConfig {
+    redis_config().with_sentinel(session_redis::SentinelConfig::new(
+        "sessionmaster",
+        ["127.0.0.1:26390", "127.0.0.1:26391", "127.0.0.1:26392"],
+    ))
+}
+
+/// A Redis configuration of the shared Cluster (`scripts/redis-topology.sh start cluster`)
+/// under a fresh key prefix.
+pub fn redis_cluster_config() -> RedisConfig {
+    redis_config().with_cluster(session_redis::ClusterConfig::new([
+        "127.0.0.1:7010",
+        "127.0.0.1:7011",
+        "127.0.0.1:7012",
+    ]))
+}
+
+/// A store on the Redis deployment `config` names (the standalone server, the shared Sentinel
+/// topology or the shared Cluster).
 pub async fn redis_store(config: RedisConfig) -> RedisStore {
+    let (what, start, skip) = match config.topology {
+        session_redis::Topology::Sentinel(_) => (
+            "Sentinel topology",
+            "scripts/redis-topology.sh start sentinel",
+            "redis-sentinel",
+        ),
+        session_redis::Topology::Cluster(_) => (
+            "Cluster",
+            "scripts/redis-topology.sh start cluster",
+            "redis-cluster",
+        ),
+        _ => (
+            "server on 127.0.0.1:6379",
+            "scripts/services.sh up",
+            "redis",
+        ),
+    };
     RedisStore::connect(config).await.unwrap_or_else(|error| {
         panic!(
-            "the Redis server on 127.0.0.1:6379 is unreachable ({error}); start it with \
-             `scripts/services.sh up`, or opt out with SESSION_TEST_SKIP=redis"
+            "the Redis {what} is unreachable ({error}); start it with `{start}`, or opt out \
+             with SESSION_TEST_SKIP={skip}"
         )
     })
 }
@@ -86,9 +123,8 @@ pub async fn redis_cached(store: RedisStore, config: &RedisConfig, name: &str) -
     cached
 }
 
-/// A fresh cached Redis store for the conformance suite.
-pub async fn redis_conformance() -> CachedStore {
-    let config = redis_config();
+/// A fresh cached Redis store for the conformance suite, on the deployment `config` names.
+pub async fn redis_conformance(config: RedisConfig) -> CachedStore {
     let store = redis_store(config.clone()).await;
     redis_cached(store, &config, "session-cache-conformance").await
 }

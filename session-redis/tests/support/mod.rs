@@ -362,3 +362,73 @@ pub async fn all_keys_with_ttl(topo: Topo, prefix: &str) -> Vec<(String, i64)> {
     }
     out
 }
+
+/// A Sentinel or Cluster topology of one test's own (its own ports and state directory),
+/// started with `scripts/redis-topology.sh` and stopped when dropped, so a test can fail over
+/// or reshard it without disturbing the shared topologies.
+pub struct PrivateTopology {
+    kind: &'static str,
+    dir: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl PrivateTopology {
+    /// Starts a Sentinel topology: master, replica, three sentinels on `sentinels`.
+    pub fn sentinel(name: &str, master: u16, replica: u16, sentinels: [u16; 3]) -> Self {
+        let ports = sentinels.map(|p| p.to_string()).join(" ");
+        Self::start(
+            "sentinel",
+            name,
+            vec![
+                ("REDIS_TOPOLOGY_MASTER_PORT", master.to_string()),
+                ("REDIS_TOPOLOGY_REPLICA_PORT", replica.to_string()),
+                ("REDIS_TOPOLOGY_SENTINEL_PORTS", ports),
+            ],
+        )
+    }
+
+    /// Starts a Cluster of three masters on `ports`.
+    pub fn cluster(name: &str, ports: [u16; 3]) -> Self {
+        let ports = ports.map(|p| p.to_string()).join(" ");
+        Self::start(
+            "cluster",
+            name,
+            vec![("REDIS_TOPOLOGY_CLUSTER_PORTS", ports)],
+        )
+    }
+
+    fn start(kind: &'static str, name: &str, env: Vec<(&'static str, String)>) -> Self {
+        let topology = Self {
+            kind,
+            dir: std::env::temp_dir().join(name),
+            env,
+        };
+        topology.script(&["start", kind]);
+        topology
+    }
+
+    /// Runs `scripts/redis-topology.sh` with `args` on this topology; its standard output.
+    pub fn script(&self, args: &[&str]) -> String {
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../scripts/redis-topology.sh");
+        let output = std::process::Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("REDIS_TOPOLOGY_DIR", &self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("cannot run scripts/redis-topology.sh");
+        assert!(
+            output.status.success(),
+            "scripts/redis-topology.sh {args:?} failed (is redis-server installed?):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for PrivateTopology {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| self.script(&["stop", self.kind]));
+    }
+}

@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
-use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
+mod deployment;
+
+use redis::{PushInfo, PushKind, Value};
 use session_core::{ConfigError, SessionId};
 use tokio::sync::mpsc;
 
 use crate::config::RedisConfig;
-use crate::connection::{OpenError, tracking_client};
+use crate::connection::OpenError;
+use deployment::{Bounds, Conn, Deployment, Watch};
 
 /// What [`RedisTracking::run`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,32 +27,46 @@ pub enum TrackingEvent {
     Lost(String),
 }
 
-/// Follows writes to the session records under one key prefix on a standalone Redis server.
+/// Follows writes to the session records under one key prefix, on a standalone server, a
+/// Sentinel-monitored master or every master of a Cluster.
 ///
-/// It keeps one dedicated RESP3 connection in broadcasting mode
-/// (`CLIENT TRACKING ON BCAST PREFIX <key_prefix>{`): Redis then pushes an `invalidate`
-/// message on it for every key under the store's prefix that any client modifies, deletes or
-/// expires, right after the command that did it. The connection reads no key itself, so the
-/// server keeps no per-key tracking table for it (broadcasting mode costs the server one prefix
-/// match per write). A near cache (the `session-cache` crate) uses these events to evict its
-/// entries.
+/// It keeps a dedicated RESP3 connection in broadcasting mode
+/// (`CLIENT TRACKING ON BCAST PREFIX <key_prefix>{`) to each server that holds records: Redis
+/// then pushes an `invalidate` message on it for every key under the store's prefix that any
+/// client modifies, deletes or expires, right after the command that did it. The connection
+/// reads no key itself, so the server keeps no per-key tracking table for it (broadcasting mode
+/// costs the server one prefix match per write). A near cache (the `session-cache` crate) uses
+/// these events to evict its entries.
 ///
-/// Only a **standalone** server can be tracked: [`RedisTracking::new`] refuses a Sentinel or
-/// Cluster configuration (a cache in front of those needs a bounded staleness instead).
+/// # Topologies
+///
+/// | topology | tracked servers | what ends a round of tracking besides a lost connection |
+/// |---|---|---|
+/// | standalone | the server | — |
+/// | Sentinel | the master the sentinels name | a sentinel announcing a new master on `+switch-master` (every reachable sentinel is subscribed), or naming another master when asked at each heartbeat; no sentinel answering |
+/// | Cluster | every master `CLUSTER NODES` lists, those without slots included (one connection each) | a tracked master seeing another layout at a heartbeat: a failover, a node added or removed, slots reassigned |
+///
+/// A Sentinel failover is seen when a sentinel names the new master, which is also when clients
+/// that ask the sentinels can first write to it; the announcement reaches this connection
+/// without waiting for a heartbeat. A Cluster change is seen at the next heartbeat; a failover
+/// of a master that died is seen sooner, as its connection fails. Keys that move between
+/// masters during a resharding stay tracked, since every master is.
 ///
 /// # Events and the guarantee
 ///
-/// [`RedisTracking::run`] reports [`TrackingEvent::Tracking`] once tracking is on, then one
+/// [`RedisTracking::run`] reports [`TrackingEvent::Tracking`] once tracking is on (on every
+/// tracked server, the deployment checked again after that), then one
 /// [`TrackingEvent::Invalidated`] per session record written, deleted or expired (by any
-/// client, this process's included), and [`TrackingEvent::Lost`] as soon as it knows the
-/// connection is gone: the driver saw it close (`CLIENT KILL`, a server restart), or a `PING`
-/// sent every [`RedisTracking::with_heartbeat`] interval got no answer within the store's
-/// `response_timeout`. Between `Lost` and the next `Tracking`, writes may go unreported, so a
-/// cache must forget everything at `Lost` and not cache until `Tracking`. A write applied after
-/// `Tracking` is always reported before the next `Lost`.
+/// client, this process's included), and [`TrackingEvent::Lost`] as soon as it knows writes
+/// may go unreported: the driver saw a connection close (`CLIENT KILL`, a server restart), a
+/// `PING` sent to each tracked server every [`RedisTracking::with_heartbeat`] interval got no
+/// answer within the store's `response_timeout`, or the deployment changed (above). Between
+/// `Lost` and the next `Tracking`, writes may go unreported, so a cache must forget everything
+/// at `Lost` and not cache until `Tracking`. A write applied after `Tracking` to a tracked
+/// server is always reported before the next `Lost`.
 #[derive(Debug, Clone)]
 pub struct RedisTracking {
-    client: Client,
+    deployment: Deployment,
     /// `<key_prefix>{`: the common start of every session and index key of the store.
     tracked: String,
     connect_timeout: Duration,
@@ -59,21 +76,23 @@ pub struct RedisTracking {
     client_name: String,
 }
 
-/// The default interval between two `PING`s on the tracking connection.
+/// The default interval between two heartbeats (a `PING` to each tracked server and the
+/// deployment's check).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(500);
 
 impl RedisTracking {
-    /// Tracking for the store `config` configures (same server, credentials, database, TLS and
-    /// key prefix). Contacts nothing: [`RedisTracking::run`] connects.
+    /// Tracking for the store `config` configures (same topology, servers, credentials,
+    /// database, TLS and key prefix; the sentinels' own credentials for the sentinels). Contacts
+    /// nothing: [`RedisTracking::run`] connects.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] if `config` does not validate, or names a Sentinel or Cluster
-    /// deployment.
+    /// [`ConfigError`] if `config` does not validate, or names a node address or CA file that
+    /// is invalid.
     pub fn new(config: &RedisConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let client = match tracking_client(config) {
-            Ok(client) => client,
+        let deployment = match Deployment::new(config) {
+            Ok(deployment) => deployment,
             Err(OpenError::Config(error)) => return Err(error),
             Err(OpenError::Redis(error)) => return Err(ConfigError::Store(error.to_string())),
             Err(OpenError::Connect(failure)) => {
@@ -81,7 +100,7 @@ impl RedisTracking {
             }
         };
         Ok(Self {
-            client,
+            deployment,
             tracked: format!("{}{{", config.key_prefix),
             connect_timeout: config.connect_timeout,
             response_timeout: config.response_timeout,
@@ -141,7 +160,7 @@ impl RedisTracking {
         }
     }
 
-    /// One tracking connection, from opening it to losing it.
+    /// One round of tracking, from opening its connections to losing one.
     async fn track(
         &self,
         on_event: &mut (impl FnMut(TrackingEvent) + Send),
@@ -150,37 +169,30 @@ impl RedisTracking {
             text,
             tracked: false,
         };
+        let bounds = Bounds {
+            connect: self.connect_timeout,
+            response: self.response_timeout,
+        };
         let (tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
-        let config = AsyncConnectionConfig::new()
-            .set_push_sender(tx)
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout));
-        let bound = self.connect_timeout + self.response_timeout;
-        let mut conn = tokio::time::timeout(
-            bound,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        .map_err(|_| untracked(format!("no connection within {bound:?}")))?
-        .map_err(|e| untracked(format!("cannot connect: {e}")))?;
-        let mut setup = redis::pipe();
-        setup
-            .cmd("CLIENT")
-            .arg("SETNAME")
-            .arg(&self.client_name)
-            .ignore()
-            .cmd("CLIENT")
-            .arg("TRACKING")
-            .arg("ON")
-            .arg("BCAST")
-            .arg("PREFIX")
-            .arg(&self.tracked)
-            .ignore();
-        tokio::time::timeout(self.response_timeout, setup.query_async::<()>(&mut conn))
-            .await
-            .map_err(|_| untracked("no answer to CLIENT TRACKING".to_owned()))?
-            .map_err(|e| untracked(format!("CLIENT TRACKING refused: {e}")))?;
+        let plan = self.deployment.plan(bounds, &tx).await.map_err(untracked)?;
+        let mut watch = plan.watch;
+        let mut tracked = Vec::with_capacity(plan.nodes.len());
+        for node in &plan.nodes {
+            let mut conn = bounds.connect(node, Some(&tx)).await.map_err(untracked)?;
+            self.start_tracking(bounds, &mut conn)
+                .await
+                .map_err(untracked)?;
+            tracked.push(conn);
+        }
+        drop(tx);
+        // Tracking is on everywhere: the servers must still be the deployment's, and nothing
+        // received meanwhile may say otherwise.
+        watch.check(bounds, &mut tracked).await.map_err(untracked)?;
+        while let Ok(push) = pushes.try_recv() {
+            if let Some(text) = Self::ends_tracking(&watch, &push) {
+                return Err(untracked(text));
+            }
+        }
         on_event(TrackingEvent::Tracking);
         let lost = |text: String| LostReason {
             text,
@@ -196,34 +208,57 @@ impl RedisTracking {
                     let Some(push) = push else {
                         return Err(lost("the tracking connection closed".to_owned()));
                     };
-                    match push.kind {
-                        PushKind::Invalidate => self.invalidated(push.data, on_event),
-                        PushKind::Disconnection => {
-                            return Err(lost("the tracking connection closed".to_owned()));
-                        }
-                        _ => {}
+                    if let Some(text) = Self::ends_tracking(&watch, &push) {
+                        return Err(lost(text));
+                    }
+                    if push.kind == PushKind::Invalidate {
+                        self.invalidated(push.data, on_event);
                     }
                 }
                 _ = heartbeat.tick() => {
-                    let ping = redis::cmd("PING");
-                    match tokio::time::timeout(
-                        self.response_timeout,
-                        ping.query_async::<Value>(&mut conn),
-                    )
-                    .await
-                    {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(lost(format!("heartbeat failed: {e}"))),
-                        Err(_) => {
-                            return Err(lost(format!(
-                                "no heartbeat answer within {:?}",
-                                self.response_timeout
-                            )));
-                        }
+                    for conn in &mut tracked {
+                        bounds
+                            .query::<Value>(conn, &redis::cmd("PING"), "the heartbeat")
+                            .await
+                            .map_err(lost)?;
                     }
+                    watch.check(bounds, &mut tracked).await.map_err(lost)?;
                 }
             }
         }
+    }
+
+    /// Names the tracking connection and turns broadcasting tracking on for the store's prefix.
+    async fn start_tracking(&self, bounds: Bounds, conn: &mut Conn) -> Result<(), String> {
+        let mut setup = redis::pipe();
+        setup
+            .cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(&self.client_name)
+            .ignore()
+            .cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(&self.tracked)
+            .ignore();
+        let (target, conn) = conn;
+        tokio::time::timeout(bounds.response, setup.query_async::<()>(conn))
+            .await
+            .map_err(|_| format!("no answer from {target} to CLIENT TRACKING"))?
+            .map_err(|e| format!("CLIENT TRACKING refused by {target}: {e}"))
+    }
+
+    /// Why `push` ends this round of tracking, if it does: a connection closed, or a sentinel
+    /// announced a new master.
+    fn ends_tracking(watch: &Watch, push: &PushInfo) -> Option<String> {
+        if push.kind == PushKind::Disconnection {
+            return Some("a tracking connection closed".to_owned());
+        }
+        watch
+            .announces_failover(push)
+            .then(|| "the sentinels switched to another master".to_owned())
     }
 
     /// Reports the sessions an `invalidate` push names (a null payload means every key).
@@ -296,10 +331,16 @@ mod tests {
     }
 
     #[test]
-    fn sentinel_and_cluster_are_refused() {
-        let config = RedisConfig::new()
+    fn every_topology_can_be_tracked() {
+        let cluster = RedisConfig::new()
             .with_cluster(crate::ClusterConfig::new(["127.0.0.1:7000"]))
             .with_key_prefix("app:");
-        assert!(RedisTracking::new(&config).is_err());
+        assert!(RedisTracking::new(&cluster).is_ok());
+        let sentinel = RedisConfig::new()
+            .with_sentinel(crate::SentinelConfig::new("main", ["127.0.0.1:26379"]))
+            .with_key_prefix("app:");
+        assert!(RedisTracking::new(&sentinel).is_ok());
+        let bad = RedisConfig::new().with_cluster(crate::ClusterConfig::new(["no-port"]));
+        assert!(RedisTracking::new(&bad).is_err());
     }
 }
