@@ -8,9 +8,11 @@
 //! login and the revoke-all call functions that the third migration installs). The tables below
 //! list exactly what each operation sends.
 //!
-//! On PostgreSQL the store runs its statements on the sqlx pool under the sea-orm connection,
-//! as prepared statements that each pooled connection caches (a repeated operation sends no
-//! `Parse`), with their arguments bound and their rows read by one typed wrapper per statement.
+//! On every database each statement has one typed wrapper that holds its text, binds its
+//! arguments in placeholder order and reads its rows. On PostgreSQL the store runs its
+//! statements on the sqlx pool under the sea-orm connection, as prepared statements that each
+//! pooled connection caches (a repeated operation sends no `Parse`); on SQLite and MySQL it
+//! runs them through sea-orm, whose sqlx driver prepares and caches them by text likewise.
 //!
 //! ## Quick start
 //!
@@ -227,7 +229,6 @@ pub mod migration;
 #[cfg(feature = "postgres")]
 pub mod notify;
 mod row;
-mod sql;
 mod stats;
 mod store;
 

@@ -305,7 +305,7 @@ fn functions_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
              inserted := TRUE; \
              END $fn$",
             login = login_function(table),
-            columns = crate::sql::INSERT_COLUMNS,
+            columns = crate::row::INSERT_COLUMNS,
         ),
         format!(
             "CREATE OR REPLACE FUNCTION {revoke_all}(\
@@ -528,7 +528,7 @@ mod tests {
         for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
             let sql = schema_sql(dialect, &TableName::default());
             let create = &sql[0];
-            for column in crate::sql::INSERT_COLUMNS.split(',') {
+            for column in crate::row::INSERT_COLUMNS.split(',') {
                 // The quoted name, so that `expires_at` is not found inside `idle_expires_at`.
                 let quoted = dialect.quote(column.trim());
                 assert!(create.contains(&quoted), "{dialect:?}: {quoted}");

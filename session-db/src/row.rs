@@ -1,4 +1,7 @@
-//! Records to SQL values and rows back to records.
+//! The sessions table's row: the column lists every dialect's statements (and the migrations)
+//! name, a record checked to fit them ([`NewRow`]) with its insert values, and a row that a
+//! SQLite or MySQL statement answers read back into a record. (PostgreSQL binds and reads its
+//! rows through sqlx, in `store::postgres::statements`.)
 
 use std::net::IpAddr;
 
@@ -8,41 +11,74 @@ use time::OffsetDateTime;
 
 use crate::dialect::{DecodeError, Dialect};
 
-/// The values of an insert, in [`crate::sql::INSERT_COLUMNS`] order.
-pub(crate) fn insert_values(
-    dialect: Dialect,
-    record: &SessionRecord,
-) -> Result<Vec<Value>, DecodeError> {
-    let generation = i64::try_from(record.generation)
-        .map_err(|_| DecodeError::new("generation does not fit a signed 64-bit column"))?;
-    Ok(vec![
-        Value::from(record.id.to_string()),
-        dialect.user(&record.user_id),
-        dialect.time(record.created_at),
-        dialect.time(record.last_active_at),
-        dialect.time(record.idle_expires_at),
-        dialect.time(record.absolute_expires_at),
-        hash_value(Some(&record.token_hash)),
-        Value::from(generation),
-        hash_value(record.previous_token_hash.as_ref()),
-        dialect.opt_time(record.rotated_at),
-        dialect.opt_time(record.revoked.map(|r| r.at)),
-        Value::from(record.revoked.map(|r| r.reason.as_str().to_owned())),
-        Value::from(record.device.user_agent.clone()),
-        Value::from(record.device.ip.map(|ip| ip.to_string())),
-        Value::from(record.device.device_name.clone()),
-        Value::from(record.data.as_ref().map(|d| d.as_json().to_owned())),
-        dialect.time(record.expires_at()),
-    ])
+/// The columns of a record, written once for both lists below.
+macro_rules! record_columns {
+    () => {
+        "id, user_id, created_at, last_active_at, idle_expires_at, absolute_expires_at, \
+         token_hash, generation, previous_token_hash, rotated_at, revoked_at, revoke_reason, \
+         user_agent, ip, device_name, data"
+    };
 }
 
-/// The values of the device columns `user_agent, ip, device_name`.
-pub(crate) fn device_values(device: &DeviceInfo) -> Vec<Value> {
-    vec![
-        Value::from(device.user_agent.clone()),
-        Value::from(device.ip.map(|ip| ip.to_string())),
-        Value::from(device.device_name.clone()),
-    ]
+/// Columns read back into a record, in the order [`decode`] reads them.
+pub(crate) const SELECT_COLUMNS: &str = record_columns!();
+
+/// Columns an insert writes: [`SELECT_COLUMNS`] and the derived `expires_at`.
+pub(crate) const INSERT_COLUMNS: &str = concat!(record_columns!(), ", expires_at");
+
+/// How many values an insert binds: one per column of [`INSERT_COLUMNS`].
+pub(crate) const INSERT_ARITY: usize = 17;
+
+/// A record to insert, its generation checked to fit the signed 64-bit column.
+#[derive(Clone, Copy)]
+pub(crate) struct NewRow<'a> {
+    record: &'a SessionRecord,
+    generation: i64,
+}
+
+impl<'a> NewRow<'a> {
+    /// Checks that `record` can be stored.
+    pub(crate) fn new(record: &'a SessionRecord) -> Result<Self, DecodeError> {
+        let generation = i64::try_from(record.generation)
+            .map_err(|_| DecodeError::new("generation does not fit a signed 64-bit column"))?;
+        Ok(Self { record, generation })
+    }
+
+    /// The record.
+    pub(crate) fn record(self) -> &'a SessionRecord {
+        self.record
+    }
+
+    /// The record's generation, as the column holds it (PostgreSQL binds it).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn generation(self) -> i64 {
+        self.generation
+    }
+
+    /// The values of a SQLite or MySQL insert, one per column of [`INSERT_COLUMNS`], in its
+    /// order.
+    pub(crate) fn values(self, dialect: Dialect) -> [Value; INSERT_ARITY] {
+        let record = self.record;
+        [
+            Value::from(record.id.to_string()),
+            dialect.user(&record.user_id),
+            dialect.time(record.created_at),
+            dialect.time(record.last_active_at),
+            dialect.time(record.idle_expires_at),
+            dialect.time(record.absolute_expires_at),
+            hash_value(Some(&record.token_hash)),
+            Value::from(self.generation),
+            hash_value(record.previous_token_hash.as_ref()),
+            dialect.opt_time(record.rotated_at),
+            dialect.opt_time(record.revoked.map(|r| r.at)),
+            Value::from(record.revoked.map(|r| r.reason.as_str().to_owned())),
+            Value::from(record.device.user_agent.clone()),
+            Value::from(record.device.ip.map(|ip| ip.to_string())),
+            Value::from(record.device.device_name.clone()),
+            Value::from(record.data.as_ref().map(|d| d.as_json().to_owned())),
+            dialect.time(record.expires_at()),
+        ]
+    }
 }
 
 /// A token hash as stored (32 bytes), or a typed `NULL`.
@@ -50,7 +86,7 @@ pub(crate) fn hash_value(hash: Option<&TokenHash>) -> Value {
     Value::Bytes(hash.map(|h| h.as_bytes().to_vec()))
 }
 
-/// Reads a record from a row whose columns are [`crate::sql::SELECT_COLUMNS`].
+/// Reads a record from a row whose columns are [`SELECT_COLUMNS`].
 pub(crate) fn decode(dialect: Dialect, row: &QueryResult) -> Result<SessionRecord, DecodeError> {
     let id = read_id(row, 0)?;
     let user_id = dialect.read_user(row, 1)?;
@@ -125,10 +161,22 @@ pub(crate) fn read_id(row: &QueryResult, index: usize) -> Result<SessionId, Deco
         .map_err(|e: session_core::InputError| DecodeError::new(e.to_string()))
 }
 
+/// Reads a token hash column, `None` for SQL `NULL`.
 fn read_hash(row: &QueryResult, index: usize) -> Result<Option<TokenHash>, DecodeError> {
     let bytes: Option<Vec<u8>> = row.try_get_by_index(index)?;
     bytes
         .map(|b| TokenHash::from_slice(&b))
         .transpose()
         .map_err(|e| DecodeError::new(format!("stored token hash: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_lists_match_arity() {
+        assert_eq!(INSERT_COLUMNS.split(',').count(), INSERT_ARITY);
+        assert_eq!(SELECT_COLUMNS.split(',').count(), INSERT_ARITY - 1);
+    }
 }

@@ -1,14 +1,18 @@
 //! [`DbStore`]: the [`SessionStore`] on SQLite, PostgreSQL and MySQL/MariaDB.
 //!
 //! This module holds what the dialects share (the store's handle, its bounds and retries, and
-//! the SQLite/MySQL statements that are the same on both); each dialect's own logic lives in
-//! its module: [`sqlite`], [`postgres`] (every operation on the sqlx pool, one prepared
-//! statement each) and [`mysql`].
+//! the operations that run the same on SQLite and MySQL, through the shared statements of
+//! [`statements`]); each dialect's own logic lives in its module, with its own statements:
+//! [`sqlite`], [`postgres`] (every operation on the sqlx pool, one prepared statement each)
+//! and [`mysql`].
 
 mod mysql;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod statement_tests;
+mod statements;
 
 pub(crate) use self::mysql::PACKET_MARGIN;
 
@@ -17,7 +21,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement};
 use sea_orm_migration::MigratorTraitSelf;
 use session_core::{
     ConfigError, CreateOutcome, Error, RevokeReason, RotateOutcome, Rotation, SessionId,
@@ -25,12 +29,14 @@ use session_core::{
 };
 use time::OffsetDateTime;
 
+use self::statements::{
+    Find, Insert, List, Revoke, RevokeAll, SecretInsert, SecretSelect, Statements, Touch,
+};
 use crate::config::{DbConfig, TableName};
-use crate::dialect::Dialect;
+use crate::dialect::{DecodeError, Dialect};
 use crate::error::{ConnectError, Kind, decode_error, kind, to_error};
 use crate::migration::Migrator;
-use crate::row::{decode, device_values, hash_value, insert_values};
-use crate::sql::Sql;
+use crate::row::NewRow;
 
 /// The largest app data each dialect's `data` column keeps: SQLite's default `SQLITE_MAX_LENGTH`
 /// (10^9 bytes), PostgreSQL's 1 GB bound on a field, MySQL's `LONGTEXT` (2^32 - 1 bytes).
@@ -90,7 +96,8 @@ pub struct DbStore {
     db: DatabaseConnection,
     dialect: Dialect,
     table: TableName,
-    sql: Arc<Sql>,
+    /// SQLite and MySQL: the statement texts of the store's table.
+    sql: Arc<Statements>,
     /// PostgreSQL: the sqlx pool under `db` and the typed statements every operation runs.
     #[cfg(feature = "postgres")]
     pg: Option<postgres::Pg>,
@@ -141,7 +148,7 @@ impl DbStore {
             return Err(no_pg_pool());
         }
         Ok(Self {
-            sql: Arc::new(Sql::new(dialect, &table)),
+            sql: Arc::new(Statements::new(dialect, &table)),
             #[cfg(feature = "postgres")]
             pg,
             db,
@@ -155,7 +162,7 @@ impl DbStore {
     /// Uses `table` instead of `auth_sessions`.
     #[must_use]
     pub fn with_table(mut self, table: TableName) -> Self {
-        self.sql = Arc::new(Sql::new(self.dialect, &table));
+        self.sql = Arc::new(Statements::new(self.dialect, &table));
         #[cfg(feature = "postgres")]
         if let Some(pg) = &mut self.pg {
             *pg = pg.with_table(&table);
@@ -297,20 +304,17 @@ impl DbStore {
         to_error(self.dialect, error)
     }
 
-    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.dialect.backend(), sql, values)
+    /// The error of a row that does not decode.
+    fn undecodable(&self, error: DecodeError) -> Error {
+        decode_error(self.dialect, error)
     }
 
     /// Runs one autocommitted write, again if the database aborted it as a deadlock victim
     /// (nothing of it was applied then), at most [`ATTEMPTS`] times in all.
-    async fn write(&self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
+    async fn write(&self, statement: &Statement) -> Result<u64, Error> {
         let mut attempt = 1;
         loop {
-            match self
-                .db
-                .execute_raw(self.statement(sql, params.clone()))
-                .await
-            {
+            match self.db.execute_raw(statement.clone()).await {
                 Ok(done) => return Ok(done.rows_affected()),
                 Err(error) => self.retry_or_fail(error, &mut attempt).await?,
             }
@@ -318,18 +322,10 @@ impl DbStore {
     }
 
     /// [`DbStore::write`] for an `UPDATE … RETURNING` of at most one row.
-    async fn write_returning(
-        &self,
-        sql: &str,
-        params: Vec<Value>,
-    ) -> Result<Option<QueryResult>, Error> {
+    async fn write_returning(&self, statement: &Statement) -> Result<Option<QueryResult>, Error> {
         let mut attempt = 1;
         loop {
-            match self
-                .db
-                .query_one_raw(self.statement(sql, params.clone()))
-                .await
-            {
+            match self.db.query_one_raw(statement.clone()).await {
                 Ok(row) => return Ok(row),
                 Err(error) => self.retry_or_fail(error, &mut attempt).await?,
             }
@@ -348,24 +344,17 @@ impl DbStore {
         Err(self.error(error))
     }
 
-    fn decode(&self, row: &QueryResult) -> Result<SessionRecord, Error> {
-        decode(self.dialect, row).map_err(|e| decode_error(self.dialect, e))
-    }
-
-    fn time(&self, at: OffsetDateTime) -> Value {
-        self.dialect.time(at)
-    }
-
+    /// Reads a record by id on `conn` (the pool, or a transaction).
     async fn find_on<C: ConnectionTrait>(
         &self,
         conn: &C,
         id: &SessionId,
     ) -> Result<Option<SessionRecord>, Error> {
         let row = conn
-            .query_one_raw(self.statement(&self.sql.find, vec![Value::from(id.to_string())]))
+            .query_one_raw(Find { id }.statement(&self.sql))
             .await
             .map_err(|e| self.error(e))?;
-        row.as_ref().map(|row| self.decode(row)).transpose()
+        Find::parse(self.dialect, row.as_ref()).map_err(|e| self.undecodable(e))
     }
 }
 
@@ -473,10 +462,9 @@ impl DbStore {
     ) -> Result<CreateOutcome, Error> {
         on_postgres!(self, |pg| pg.create(&record, limit));
         self.check_packet(&record).await?;
-        let values =
-            insert_values(self.dialect, &record).map_err(|e| decode_error(self.dialect, e))?;
+        let row = NewRow::new(&record).map_err(|e| self.undecodable(e))?;
         let Some(max) = limit.max else {
-            self.write(&self.sql.insert, values).await?;
+            self.write(&Insert { row }.statement(&self.sql)).await?;
             return Ok(CreateOutcome::Created {
                 evicted: Vec::new(),
             });
@@ -485,11 +473,9 @@ impl DbStore {
         let mut attempt = 1;
         loop {
             let outcome = if self.dialect == Dialect::MySql {
-                self.create_capped_mysql(&record, &values, keep_newest, limit.mode)
-                    .await
+                self.create_capped_mysql(row, keep_newest, limit.mode).await
             } else {
-                self.create_capped_sqlite(&record, &values, max, limit.mode)
-                    .await
+                self.create_capped_sqlite(row, max, limit.mode).await
             };
             match outcome {
                 Ok(outcome) => return Ok(outcome),
@@ -513,14 +499,12 @@ impl DbStore {
         idle_expires_at: OffsetDateTime,
     ) -> Result<bool, Error> {
         on_postgres!(self, |pg| pg.touch(id, now, idle_expires_at));
-        let params = vec![
-            self.time(now),
-            self.time(idle_expires_at),
-            self.time(idle_expires_at),
-            Value::from(id.to_string()),
-            self.time(now),
-        ];
-        let touched = self.write(&self.sql.touch, params).await?;
+        let touch = Touch {
+            id,
+            now,
+            idle_expires_at,
+        };
+        let touched = self.write(&touch.statement(&self.sql)).await?;
         Ok(touched == 1)
     }
 
@@ -530,35 +514,7 @@ impl DbStore {
         if self.dialect == Dialect::MySql {
             return self.rotate_mysql(rotation).await;
         }
-        let (sql, mut params) = match &rotation.device {
-            Some(device) => (&self.sql.rotate_returning_device, device_values(device)),
-            None => (&self.sql.rotate_returning, Vec::new()),
-        };
-        params.extend([
-            hash_value(Some(&rotation.next)),
-            self.time(rotation.now),
-            self.time(rotation.now),
-            self.time(rotation.idle_expires_at),
-            self.time(rotation.idle_expires_at),
-            Value::from(rotation.id.to_string()),
-            hash_value(Some(&rotation.presented)),
-            self.time(rotation.now),
-        ]);
-        for _ in 0..ROTATE_ATTEMPTS {
-            if let Some(row) = self.write_returning(sql, params.clone()).await? {
-                return Ok(RotateOutcome::Rotated(self.decode(&row)?));
-            }
-            // Refused: the record read now is the answer if it refuses the rotation too. If it
-            // would accept it, a concurrent call changed it after the swap (or its generation
-            // is exhausted): a record that accepts is no answer for a refusal.
-            let Some(record) = self.find_on(&self.db, &rotation.id).await? else {
-                return Ok(RotateOutcome::NotFound);
-            };
-            if let Some(refused) = refusal(self.dialect, record, &rotation)? {
-                return Ok(refused);
-            }
-        }
-        Err(rotation_contended(self.dialect))
+        self.rotate_sqlite(&rotation).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name(), session = %id))]
@@ -569,13 +525,9 @@ impl DbStore {
         reason: RevokeReason,
     ) -> Result<bool, Error> {
         on_postgres!(self, |pg| pg.revoke(id, now, reason));
-        let params = vec![
-            self.time(now),
-            Value::from(reason.as_str()),
-            Value::from(id.to_string()),
-            self.time(now),
-        ];
-        let revoked = self.write(&self.sql.revoke, params).await?;
+        let revoked = self
+            .write(&Revoke { id, now, reason }.statement(&self.sql))
+            .await?;
         Ok(revoked == 1)
     }
 
@@ -588,27 +540,21 @@ impl DbStore {
         reason: RevokeReason,
     ) -> Result<u64, Error> {
         on_postgres!(self, |pg| pg.revoke_all(user, keep, now, reason));
-        let mut params = vec![
-            self.time(now),
-            Value::from(reason.as_str()),
-            self.dialect.user(user),
-            self.time(now),
-        ];
-        let sql = match keep {
-            Some(keep) => {
-                params.push(Value::from(keep.to_string()));
-                &self.sql.revoke_all_keep
-            }
-            None => &self.sql.revoke_all,
-        };
+        let revoke_all = RevokeAll {
+            user,
+            keep,
+            now,
+            reason,
+        }
+        .statement(&self.sql);
         if self.dialect == Dialect::Sqlite {
             // The statement runs under the database write lock, after any capped login's
             // `BEGIN IMMEDIATE` transaction.
-            return self.write(sql, params).await;
+            return self.write(&revoke_all).await;
         }
         let mut attempt = 1;
         loop {
-            match self.revoke_all_locked(user, sql, &params).await {
+            match self.revoke_all_locked(user, &revoke_all).await {
                 Ok(revoked) => return Ok(revoked),
                 Err(error) => self.retry_or_fail(error, &mut attempt).await?,
             }
@@ -624,13 +570,12 @@ impl DbStore {
     ) -> Result<Vec<SessionRecord>, Error> {
         on_postgres!(self, |pg| pg.list(user, now, limit));
         let limit = i64::try_from(limit.get()).unwrap_or(i64::MAX);
-        let params = vec![self.dialect.user(user), self.time(now), Value::from(limit)];
         let rows = self
             .db
-            .query_all_raw(self.statement(&self.sql.list, params))
+            .query_all_raw(List { user, now, limit }.statement(&self.sql))
             .await
             .map_err(|e| self.error(e))?;
-        rows.iter().map(|row| self.decode(row)).collect()
+        List::parse(self.dialect, &rows).map_err(|e| self.undecodable(e))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
@@ -646,8 +591,7 @@ impl DbStore {
                 }
             }
         }
-        let params = vec![self.time(now), Value::from(i64::from(batch.get()))];
-        self.write(&self.sql.purge, params).await
+        self.purge_sqlite(now, batch).await
     }
 }
 
@@ -655,29 +599,24 @@ impl DbStore {
     #[tracing::instrument(level = "debug", skip_all, fields(backend = self.dialect.name()))]
     async fn op_shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, Error> {
         on_postgres!(self, |pg| pg.shared_secret(name, candidate));
-        self.write(
-            &self.sql.secret_insert,
-            vec![
-                Value::from(name.to_owned()),
-                Value::Bytes(Some(candidate.to_vec())),
-            ],
-        )
-        .await?;
+        let insert = SecretInsert {
+            name,
+            value: candidate,
+        };
+        self.write(&insert.statement(&self.sql)).await?;
         let row = self
             .db
-            .query_one_raw(
-                self.statement(&self.sql.secret_select, vec![Value::from(name.to_owned())]),
-            )
+            .query_one_raw(SecretSelect { name }.statement(&self.sql))
             .await
+            .map_err(|e| self.error(e))?;
+        SecretSelect::parse(row.as_ref())
             .map_err(|e| self.error(e))?
             .ok_or_else(|| {
                 Error::backend(
                     self.dialect.name(),
                     "the shared secret is missing right after it was stored",
                 )
-            })?;
-        row.try_get_by_index::<Vec<u8>>(0)
-            .map_err(|e| self.error(e))
+            })
     }
 }
 

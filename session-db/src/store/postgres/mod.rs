@@ -18,14 +18,15 @@ use session_core::{
 use time::OffsetDateTime;
 
 use self::statements::{
-    Bound, Find, InsertSharedLock, List, Login, NewRow, PgStatements, Purge, Revoke, RevokeAll,
-    Rotate, SecretInsert, SecretSelect, Touch,
+    Bound, Find, InsertSharedLock, List, Login, PgStatements, Purge, Revoke, RevokeAll, Rotate,
+    SecretInsert, SecretSelect, Touch,
 };
 use super::{ATTEMPTS, ROTATE_ATTEMPTS, refusal, retry_pause, rotation_contended};
 use crate::config::TableName;
 use crate::dialect::{DecodeError, Dialect};
 use crate::error::{Kind, sqlx_kind, to_error};
 use crate::migration::NOT_READ_COMMITTED;
+use crate::row::NewRow;
 
 const DIALECT: Dialect = Dialect::Postgres;
 

@@ -21,19 +21,10 @@ use time::OffsetDateTime;
 use crate::config::TableName;
 use crate::dialect::DecodeError;
 use crate::migration::{login_function, revoke_all_function};
+use crate::row::{INSERT_COLUMNS, NewRow, SELECT_COLUMNS};
 
 /// A statement with its arguments bound, ready to run on the pool or in a transaction.
 pub(crate) type Bound = Query<'static, Postgres, PgArguments>;
-
-/// Columns read back into a record, in the order [`record`] decodes them.
-const COLUMNS: &str = "id, user_id, created_at, last_active_at, idle_expires_at, \
-     absolute_expires_at, token_hash, generation, previous_token_hash, rotated_at, revoked_at, \
-     revoke_reason, user_agent, ip, device_name, data";
-
-/// Columns an insert writes: [`COLUMNS`] and the derived `expires_at`.
-const INSERT_COLUMNS: &str = "id, user_id, created_at, last_active_at, idle_expires_at, \
-     absolute_expires_at, token_hash, generation, previous_token_hash, rotated_at, revoked_at, \
-     revoke_reason, user_agent, ip, device_name, data, expires_at";
 
 /// The text of every statement of one table, shared by the store's clones.
 #[derive(Debug)]
@@ -65,11 +56,11 @@ impl PgStatements {
                  idle_expires_at = LEAST($3, absolute_expires_at), \
                  expires_at = LEAST($3, absolute_expires_at) \
                  WHERE id = $4 AND token_hash = $5 AND revoked_at IS NULL AND expires_at > $2 \
-                 AND generation < 9223372036854775807 RETURNING {COLUMNS}"
+                 AND generation < 9223372036854775807 RETURNING {SELECT_COLUMNS}"
             )
         };
         Self {
-            find: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1").into(),
+            find: format!("SELECT {SELECT_COLUMNS} FROM {t} WHERE id = $1").into(),
             insert_shared_lock: format!(
                 "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, \
                  $10, $11, $12, $13, $14, $15, $16, $17 \
@@ -102,7 +93,7 @@ impl PgStatements {
             )
             .into(),
             list: format!(
-                "SELECT {COLUMNS} FROM {t} WHERE user_id = $1 AND revoked_at IS NULL \
+                "SELECT {SELECT_COLUMNS} FROM {t} WHERE user_id = $1 AND revoked_at IS NULL \
                  AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT $3"
             )
             .into(),
@@ -166,43 +157,27 @@ impl Find<'_> {
     }
 }
 
-/// A record to insert, its generation checked to fit the signed 64-bit column.
-#[derive(Clone, Copy)]
-pub(crate) struct NewRow<'a> {
-    record: &'a SessionRecord,
-    generation: i64,
-}
-
-impl<'a> NewRow<'a> {
-    /// Checks that `record` can be stored.
-    pub(crate) fn new(record: &'a SessionRecord) -> Result<Self, DecodeError> {
-        let generation = i64::try_from(record.generation)
-            .map_err(|_| DecodeError::new("generation does not fit a signed 64-bit column"))?;
-        Ok(Self { record, generation })
-    }
-
-    /// Binds the 17 values, in [`INSERT_COLUMNS`] order.
-    fn bind(self, query: Bound) -> Bound {
-        let record = self.record;
-        query
-            .bind(record.id.to_string())
-            .bind(record.user_id.as_str().to_owned())
-            .bind(record.created_at)
-            .bind(record.last_active_at)
-            .bind(record.idle_expires_at)
-            .bind(record.absolute_expires_at)
-            .bind(hash(&record.token_hash))
-            .bind(self.generation)
-            .bind(record.previous_token_hash.as_ref().map(hash))
-            .bind(record.rotated_at)
-            .bind(record.revoked.map(|r| r.at))
-            .bind(record.revoked.map(|r| r.reason.as_str()))
-            .bind(record.device.user_agent.clone())
-            .bind(record.device.ip.map(|ip| ip.to_string()))
-            .bind(record.device.device_name.clone())
-            .bind(record.data.as_ref().map(|d| d.as_json().to_owned()))
-            .bind(record.expires_at())
-    }
+/// Binds the 17 values of `row`, in [`INSERT_COLUMNS`] order.
+fn bind_row(query: Bound, row: NewRow<'_>) -> Bound {
+    let record = row.record();
+    query
+        .bind(record.id.to_string())
+        .bind(record.user_id.as_str().to_owned())
+        .bind(record.created_at)
+        .bind(record.last_active_at)
+        .bind(record.idle_expires_at)
+        .bind(record.absolute_expires_at)
+        .bind(hash(&record.token_hash))
+        .bind(row.generation())
+        .bind(record.previous_token_hash.as_ref().map(hash))
+        .bind(record.rotated_at)
+        .bind(record.revoked.map(|r| r.at))
+        .bind(record.revoked.map(|r| r.reason.as_str()))
+        .bind(record.device.user_agent.clone())
+        .bind(record.device.ip.map(|ip| ip.to_string()))
+        .bind(record.device.device_name.clone())
+        .bind(record.data.as_ref().map(|d| d.as_json().to_owned()))
+        .bind(record.expires_at())
 }
 
 /// An uncapped login: the insert, under the user's advisory lock in shared mode (it waits for
@@ -214,8 +189,7 @@ pub(crate) struct InsertSharedLock<'a> {
 
 impl InsertSharedLock<'_> {
     pub(crate) fn bind(self, sql: &PgStatements) -> Bound {
-        self.row
-            .bind(sqlx::query(text(&sql.insert_shared_lock)))
+        bind_row(sqlx::query(text(&sql.insert_shared_lock)), self.row)
             .bind(self.lock.0)
             .bind(self.lock.1)
     }
@@ -246,7 +220,7 @@ impl Login<'_> {
             .bind(RevokeReason::Evicted.as_str())
             .bind(self.lock.0)
             .bind(self.lock.1);
-        self.row.bind(query)
+        bind_row(query, self.row)
     }
 
     pub(crate) fn parse(row: &PgRow) -> Result<LoginReply, DecodeError> {
@@ -429,7 +403,7 @@ fn decode(error: sqlx::Error) -> DecodeError {
     DecodeError::new(error.to_string())
 }
 
-/// Reads a record from a row whose columns are [`COLUMNS`].
+/// Reads a record from a row whose columns are [`SELECT_COLUMNS`].
 fn record(row: &PgRow) -> Result<SessionRecord, DecodeError> {
     let id: &str = row.try_get(0).map_err(decode)?;
     let id: SessionId = id

@@ -2,22 +2,27 @@
 //! under a per-user lock row, the read-then-swap rotation (no `UPDATE … RETURNING`), the
 //! revoke-all that waits for the user's lock row, and the purge that also drops lock rows.
 
+pub(crate) mod statements;
+
 use std::num::NonZeroU32;
 
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, IsolationLevel, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseTransaction, DbErr, IsolationLevel, Statement, TransactionTrait,
 };
 use session_core::{
-    CreateOutcome, Error, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionRecord, UserId,
+    CreateOutcome, Error, LimitMode, RotateOutcome, Rotation, SessionRecord, UserId,
     truncate_to_micros,
 };
 use time::OffsetDateTime;
 
+use self::statements::{
+    DropUserLocks, EVICT_CHUNK, EvictIds, EvictedAmong, LockUser, MaxAllowedPacket, OverCap,
+    PurgeCandidates, PurgeIds, Rotate, WaitUserLock,
+};
+use super::statements::Insert;
 use super::{DbStore, ROTATE_ATTEMPTS, TxError, generation_exhausted, refusal, rotation_contended};
 use crate::dialect::Dialect;
-use crate::error::decode_error;
-use crate::row::{device_values, hash_value, read_id};
-use crate::sql::Sql;
+use crate::row::NewRow;
 
 /// What a MySQL statement carrying app data needs besides the data itself, at most: the other
 /// columns (user agent, device name, user id, hashes, instants: under 2 KiB) and the packet's
@@ -60,15 +65,10 @@ impl DbStore {
             None => {
                 let row = self
                     .db
-                    .query_one_raw(Statement::from_string(
-                        self.dialect.backend(),
-                        "SELECT CAST(@@max_allowed_packet AS UNSIGNED)",
-                    ))
+                    .query_one_raw(MaxAllowedPacket::statement(&self.sql))
                     .await
                     .map_err(|e| self.error(e))?;
-                let packet = row
-                    .map(|row| row.try_get_by_index::<u64>(0))
-                    .transpose()
+                let packet = MaxAllowedPacket::parse(row.as_ref())
                     .map_err(|e| self.error(e))?
                     .ok_or_else(|| {
                         Error::backend(self.dialect.name(), "no value for @@max_allowed_packet")
@@ -95,29 +95,22 @@ impl DbStore {
     /// id.
     pub(super) async fn create_capped_mysql(
         &self,
-        record: &SessionRecord,
-        values: &[Value],
+        row: NewRow<'_>,
         keep_newest: i64,
         mode: LimitMode,
     ) -> Result<CreateOutcome, TxError> {
+        let record = row.record();
         let now = record.created_at;
         let tx = self.db.begin().await?;
         self.lock_user(&tx, &record.user_id).await?;
-        let rows = tx
-            .query_all_raw(self.statement(
-                &self.sql.over_cap,
-                vec![
-                    self.dialect.user(&record.user_id),
-                    self.time(now),
-                    Value::from(keep_newest),
-                ],
-            ))
-            .await?;
-        let mut over_cap = rows
-            .iter()
-            .map(|row| read_id(row, 0))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TxError::Store(decode_error(self.dialect, e)))?;
+        let over_cap = OverCap {
+            user: &record.user_id,
+            now,
+            keep_newest,
+        };
+        let rows = tx.query_all_raw(over_cap.statement(&self.sql)).await?;
+        let mut over_cap =
+            OverCap::parse(&rows).map_err(|e| TxError::Store(self.undecodable(e)))?;
         if !over_cap.is_empty() && mode == LimitMode::Reject {
             tx.rollback().await?;
             return Ok(CreateOutcome::LimitReached);
@@ -125,43 +118,33 @@ impl DbStore {
         // Selected newest first; reported oldest first.
         over_cap.reverse();
         let mut evicted = Vec::with_capacity(over_cap.len());
-        for chunk in over_cap.chunks(Sql::EVICT_CHUNK) {
-            let ids = chunk.iter().map(|id| Value::from(id.to_string()));
-            let mut params = vec![self.time(now), Value::from(RevokeReason::Evicted.as_str())];
-            params.extend(ids.clone());
+        for ids in over_cap.chunks(EVICT_CHUNK) {
             let changed = tx
-                .execute_raw(self.statement(&self.sql.evict_ids(chunk.len()), params))
+                .execute_raw(EvictIds { ids, now }.statement(&self.sql))
                 .await?
                 .rows_affected();
-            if usize::try_from(changed).is_ok_and(|changed| changed == chunk.len()) {
-                evicted.extend_from_slice(chunk);
+            if usize::try_from(changed).is_ok_and(|changed| changed == ids.len()) {
+                evicted.extend_from_slice(ids);
                 continue;
             }
             // A guard (the locking read above holds the rows, so no other caller can revoke
             // them in between): report only those this eviction revoked. The read sees this transaction's
             // own writes, and those of others as of its snapshot, where they were still live.
-            let mut params = vec![Value::from(RevokeReason::Evicted.as_str()), self.time(now)];
-            params.extend(ids);
             let rows = tx
-                .query_all_raw(self.statement(&self.sql.evicted_among(chunk.len()), params))
+                .query_all_raw(EvictedAmong { ids, now }.statement(&self.sql))
                 .await?;
-            let ours = rows
-                .iter()
-                .map(|row| read_id(row, 0))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| TxError::Store(decode_error(self.dialect, e)))?;
-            evicted.extend(chunk.iter().filter(|id| ours.contains(id)));
+            let ours =
+                EvictedAmong::parse(&rows).map_err(|e| TxError::Store(self.undecodable(e)))?;
+            evicted.extend(ids.iter().filter(|id| ours.contains(id)));
         }
-        tx.execute_raw(self.statement(&self.sql.insert, values.to_vec()))
-            .await?;
+        tx.execute_raw(Insert { row }.statement(&self.sql)).await?;
         tx.commit().await?;
         Ok(CreateOutcome::Created { evicted })
     }
 
     /// MySQL: takes the user's lock row for the rest of the transaction.
     async fn lock_user(&self, tx: &DatabaseTransaction, user: &UserId) -> Result<(), DbErr> {
-        let params = vec![self.dialect.user(user)];
-        tx.execute_raw(self.statement(&self.sql.lock_user, params))
+        tx.execute_raw(LockUser { user }.statement(&self.sql))
             .await
             .map(drop)
     }
@@ -182,23 +165,12 @@ impl DbStore {
                 .map_err(|_| generation_exhausted(self.dialect, current.generation))?;
             let expected = i64::try_from(current.generation)
                 .map_err(|_| generation_exhausted(self.dialect, current.generation))?;
-            let (sql, mut params) = match &rotation.device {
-                Some(device) => (&self.sql.rotate_cas_device, device_values(device)),
-                None => (&self.sql.rotate_cas, Vec::new()),
+            let swap = Rotate {
+                rotation: &rotation,
+                expected,
+                generation,
             };
-            params.extend([
-                hash_value(Some(&rotation.next)),
-                Value::from(generation),
-                self.time(rotation.now),
-                self.time(rotation.now),
-                self.time(rotation.idle_expires_at),
-                self.time(rotation.idle_expires_at),
-                Value::from(rotation.id.to_string()),
-                hash_value(Some(&rotation.presented)),
-                Value::from(expected),
-                self.time(rotation.now),
-            ]);
-            if self.write(sql, params).await? == 1 {
+            if self.write(&swap.statement(&self.sql)).await? == 1 {
                 let now = truncate_to_micros(rotation.now);
                 let mut rotated = current;
                 rotated.previous_token_hash = Some(rotated.token_hash);
@@ -225,16 +197,12 @@ impl DbStore {
     pub(super) async fn revoke_all_locked(
         &self,
         user: &UserId,
-        sql: &str,
-        params: &[Value],
+        revoke_all: &Statement,
     ) -> Result<u64, DbErr> {
         let tx = self.db.begin().await?;
-        tx.query_all_raw(self.statement(&self.sql.wait_user_lock, vec![self.dialect.user(user)]))
+        tx.query_all_raw(WaitUserLock { user }.statement(&self.sql))
             .await?;
-        let revoked = tx
-            .execute_raw(self.statement(sql, params.to_vec()))
-            .await?
-            .rows_affected();
+        let revoked = tx.execute_raw(revoke_all.clone()).await?.rows_affected();
         tx.commit().await?;
         Ok(revoked)
     }
@@ -254,34 +222,18 @@ impl DbStore {
             .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
             .await?;
         let rows = tx
-            .query_all_raw(self.statement(
-                &self.sql.purge_candidates,
-                vec![self.time(now), Value::from(i64::from(batch.get()))],
-            ))
+            .query_all_raw(PurgeCandidates { now, batch }.statement(&self.sql))
             .await?;
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut users = Vec::with_capacity(rows.len());
-        for row in &rows {
-            ids.push(read_id(row, 0).map_err(|e| TxError::Store(decode_error(self.dialect, e)))?);
-            users.push(row.try_get_by_index::<Vec<u8>>(1)?);
-        }
-        users.sort_unstable();
-        users.dedup();
+        let candidates = PurgeCandidates::parse(&rows)?;
         let mut purged = 0;
-        for chunk in ids.chunks(Sql::EVICT_CHUNK) {
-            let mut params = vec![self.time(now)];
-            params.extend(chunk.iter().map(|id| Value::from(id.to_string())));
+        for ids in candidates.ids.chunks(EVICT_CHUNK) {
             purged += tx
-                .execute_raw(self.statement(&self.sql.purge_ids(chunk.len()), params))
+                .execute_raw(PurgeIds { ids, now }.statement(&self.sql))
                 .await?
                 .rows_affected();
         }
-        for chunk in users.chunks(Sql::EVICT_CHUNK) {
-            let params = chunk
-                .iter()
-                .map(|user| Value::Bytes(Some(user.clone())))
-                .collect();
-            tx.execute_raw(self.statement(&self.sql.drop_user_locks(chunk.len()), params))
+        for users in candidates.users.chunks(EVICT_CHUNK) {
+            tx.execute_raw(DropUserLocks { users }.statement(&self.sql))
                 .await?;
         }
         tx.commit().await?;
