@@ -82,17 +82,23 @@
 //! is applied (Redis: while executing the command; PostgreSQL: at the writer's commit). The time
 //! from A sending the revocation to B's first refusal, measured on loopback with B validating
 //! every 100 µs (`cargo run --release -p session-benches --bin throughput -- --stores
-//! redis,postgres --cache-only --tasks 16 --revocations 500`, on a 2-core machine whose
-//! servers share the cores with the bench):
+//! redis,postgres --cache-only --tasks 16 --revocations 500 --redis-topologies
+//! sentinel,cluster`, on a 2-core machine whose servers share the cores with the bench):
 //!
 //! | backend | run | p50 | p99 | max | of which A's own revoke round trip (p50 / p99) |
 //! |---|---|---|---|---|---|
+//! | Redis 7 standalone, `CLIENT TRACKING` | `096be06`, load 2.6–3 | 0.24 ms | 0.47 ms | 4.1 ms | 0.11 / 0.24 ms |
+//! | Redis 7 Sentinel (master and replica), `CLIENT TRACKING` | `096be06`, load 2.6–3 | 0.29 ms | 0.73 ms | 4.3 ms | 0.17 / 0.37 ms |
+//! | Redis 7 Cluster (three masters), `CLIENT TRACKING` on each | `096be06`, load 2.6–3 | 0.39 ms | 0.67 ms | 4.1 ms | 0.20 / 0.36 ms |
+//! | PostgreSQL 15, `LISTEN/NOTIFY` | `096be06`, load 2.6–3 | 0.93 ms | 2.0 ms | 84 ms | 0.61 / 1.2 ms |
 //! | Redis 7, `CLIENT TRACKING` | `bdcd2fe`, load 1.6 | 0.29 ms | 1.0 ms | 1.2 ms | 0.17 / 0.63 ms |
 //! | PostgreSQL 15, `LISTEN/NOTIFY` | `bdcd2fe`, load 1.6 | 0.82 ms | 2.4 ms | 2.6 ms | 0.55 / 1.9 ms |
 //! | Redis 7, `CLIENT TRACKING` | `588b6cf`, load 4–6 | 0.50 ms | 3.3 ms | 7.1 ms | 0.25 / 1.8 ms |
 //! | PostgreSQL 15, `LISTEN/NOTIFY` | `588b6cf`, load 4–6 | 1.2 ms | 5.2 ms | 36 ms | 0.79 / 3.1 ms |
 //!
-//! Earlier runs of the same command under heavier load gave p99 between 0.9 and 5.6 ms on Redis
+//! Two more runs of that command right after gave p99 0.67 / 0.64 ms (standalone), 0.55 / 0.94
+//! ms (Sentinel), 0.73 / 0.68 ms (Cluster) and 1.7 / 1.5 ms (PostgreSQL). Earlier runs of the
+//! same command under heavier load gave p99 between 0.9 and 5.6 ms on Redis
 //! and between 5 and 36 ms on PostgreSQL, where the tail follows the commit's WAL flush. So: a
 //! revocation is refused everywhere within a few milliseconds of its commit, plus whatever the
 //! machine's scheduling adds; an instance that missed the invalidation because its channel died

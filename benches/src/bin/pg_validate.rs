@@ -1,0 +1,302 @@
+//! Where PostgreSQL validate spends its time, layer by layer, at 16 tasks in one run: the
+//! tower-sessions peer's `load`, its statement alone through its sqlx (0.8) pool and through
+//! ours (sqlx 0.9), our `find` statement alone (no decoding), `DbStore::find` (decoding) and
+//! `SessionManager::validate`.
+//!
+//! ```text
+//! cargo run --release -p session-benches --bin pg_validate [-- --seconds 2 --tasks 16]
+//! ```
+
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool that prints its table"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::sqlx as sqlx9;
+use session_benches::{BenchError, Servers, bench_config};
+use session_core::{
+    Clock as _, LoginRequest, SessionId, SessionManager, SessionStore, SystemClock, UserId,
+};
+use session_db::{DbConfig, DbStore};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::SessionStore as _;
+use tower_sessions_sqlx_store::PostgresStore;
+use tower_sessions_sqlx_store::sqlx as sqlx8;
+
+const TABLE: &str = "bench_pgsplit";
+const PEER_TABLE: &str = "bench_pgsplit_peer";
+const SESSIONS: usize = 1_000;
+
+/// Runs `op(task, n)` on `tasks` tasks for `seconds`; operations per second.
+async fn rate<F, Fut>(tasks: usize, seconds: Duration, op: F) -> Result<f64, BenchError>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), BenchError>> + Send,
+{
+    let op = Arc::new(op);
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + seconds;
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let (op, done) = (Arc::clone(&op), Arc::clone(&done));
+        handles.push(tokio::spawn(async move {
+            let mut n = 0_u64;
+            while Instant::now() < until {
+                op(task, n).await?;
+                n += 1;
+            }
+            done.fetch_add(n, Ordering::Relaxed);
+            Ok::<(), BenchError>(())
+        }));
+    }
+    for handle in handles {
+        handle.await.map_err(|e| BenchError::new("task", e))??;
+    }
+    #[allow(clippy::cast_precision_loss, reason = "a rate")]
+    Ok(done.load(Ordering::Relaxed) as f64 / seconds.as_secs_f64())
+}
+
+fn pick<T: Clone>(items: &[T], task: usize, n: u64) -> T {
+    let at = usize::try_from(n)
+        .unwrap_or(0)
+        .wrapping_mul(16)
+        .wrapping_add(task)
+        % items.len();
+    items.get(at).cloned().unwrap_or_else(|| unreachable!())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), BenchError> {
+    let mut args = std::env::args().skip(1);
+    let (mut seconds, mut tasks) = (Duration::from_secs(2), 16_usize);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_default();
+        match flag.as_str() {
+            "--seconds" => {
+                seconds = Duration::from_secs(
+                    value.parse().map_err(|e| BenchError::new("--seconds", e))?,
+                );
+            }
+            "--tasks" => tasks = value.parse().map_err(|e| BenchError::new("--tasks", e))?,
+            other => return Err(BenchError::new(other.to_owned(), "unknown flag")),
+        }
+    }
+    let servers = Servers::from_env();
+    let ctx =
+        |what: &'static str| move |e: &dyn std::fmt::Display| BenchError::new(what, e.to_string());
+
+    // Ours.
+    let store = DbStore::connect_with(
+        DbConfig::new()
+            .with_url(servers.postgres.clone())
+            .with_table(TABLE),
+    )
+    .await
+    .map_err(|e| ctx("our store")(&e))?;
+    store.migrate().await.map_err(|e| ctx("migrate")(&e))?;
+    let ours9 = store.connection().get_postgres_connection_pool().clone();
+    sqlx9::query(sqlx9::AssertSqlSafe(format!("DELETE FROM {TABLE}")))
+        .execute(&ours9)
+        .await
+        .map_err(|e| ctx("clean")(&e))?;
+    let store: Arc<dyn SessionStore> = Arc::new(store);
+    let manager = Arc::new(
+        SessionManager::new(Arc::clone(&store), bench_config()).map_err(|e| ctx("manager")(&e))?,
+    );
+    let mut ids: Vec<SessionId> = Vec::with_capacity(SESSIONS);
+    for n in 0..SESSIONS {
+        let user = UserId::new(format!("split-{n}")).map_err(|e| ctx("user")(&e))?;
+        let login = manager
+            .login(&user, LoginRequest::new())
+            .await
+            .map_err(|e| ctx("login")(&e))?;
+        ids.push(login.session.id);
+    }
+    let ids = Arc::new(ids);
+
+    // The peer.
+    let pool8 = sqlx8::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect(&servers.postgres)
+        .await
+        .map_err(|e| ctx("peer pool")(&e))?;
+    let peer = PostgresStore::new(pool8.clone())
+        .with_table_name(PEER_TABLE)
+        .map_err(|e| ctx("peer")(&e))?;
+    peer.migrate().await.map_err(|e| ctx("peer migrate")(&e))?;
+    let mut peer_ids = Vec::with_capacity(SESSIONS);
+    for _ in 0..SESSIONS {
+        let mut record = Record {
+            id: Id::default(),
+            data: std::collections::HashMap::from([(
+                "user".to_owned(),
+                serde_json::Value::String("split".to_owned()),
+            )]),
+            expiry_date: SystemClock.now() + time::Duration::hours(1),
+        };
+        peer.create(&mut record)
+            .await
+            .map_err(|e| ctx("peer create")(&e))?;
+        peer_ids.push(record.id);
+    }
+    let peer_ids = Arc::new(peer_ids);
+    let peer = Arc::new(peer);
+    let peer_sql = format!(
+        "select data from \"tower_sessions\".\"{PEER_TABLE}\" where id = $1 and expiry_date > $2"
+    );
+    let ours_sql = format!(
+        "SELECT id, user_id, created_at, last_active_at, idle_expires_at, absolute_expires_at, \
+         token_hash, generation, previous_token_hash, rotated_at, revoked_at, revoke_reason, \
+         user_agent, ip, device_name, data FROM \"{TABLE}\" WHERE id = $1"
+    );
+
+    let mut rows: Vec<(&str, f64)> = Vec::new();
+    for round in 0..2 {
+        let p = Arc::clone(&peer);
+        let pid = Arc::clone(&peer_ids);
+        rows.push((
+            "peer load (sqlx 0.8, decode)",
+            rate(tasks, seconds, move |t, n| {
+                let (p, id) = (Arc::clone(&p), pick(&pid, t, n));
+                async move {
+                    p.load(&id)
+                        .await
+                        .map(drop)
+                        .map_err(|e| BenchError::new("peer load", e))
+                }
+            })
+            .await?,
+        ));
+        let (pool, sql, pid) = (
+            pool8.clone(),
+            Arc::new(peer_sql.clone()),
+            Arc::clone(&peer_ids),
+        );
+        rows.push((
+            "peer statement on sqlx 0.8",
+            rate(tasks, seconds, move |t, n| {
+                let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&pid, t, n));
+                async move {
+                    sqlx8::query(&sql)
+                        .bind(id.to_string())
+                        .bind(SystemClock.now())
+                        .fetch_optional(&pool)
+                        .await
+                        .map(drop)
+                        .map_err(|e| BenchError::new("sqlx 0.8", e))
+                }
+            })
+            .await?,
+        ));
+        let (pool, sql, pid) = (
+            ours9.clone(),
+            Arc::new(peer_sql.clone()),
+            Arc::clone(&peer_ids),
+        );
+        rows.push((
+            "peer statement on sqlx 0.9",
+            rate(tasks, seconds, move |t, n| {
+                let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&pid, t, n));
+                async move {
+                    sqlx9::query(sqlx9::AssertSqlSafe(sql.as_str().to_owned()))
+                        .bind(id.to_string())
+                        .bind(SystemClock.now())
+                        .fetch_optional(&pool)
+                        .await
+                        .map(drop)
+                        .map_err(|e| BenchError::new("sqlx 0.9", e))
+                }
+            })
+            .await?,
+        ));
+        let (pool, sql, oid) = (ours9.clone(), Arc::new(ours_sql.clone()), Arc::clone(&ids));
+        rows.push((
+            "our find statement on sqlx 0.9, no decode",
+            rate(tasks, seconds, move |t, n| {
+                let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&oid, t, n));
+                async move {
+                    sqlx9::query(sqlx9::AssertSqlSafe(sql.as_str().to_owned()))
+                        .bind(id.to_string())
+                        .fetch_optional(&pool)
+                        .await
+                        .map(drop)
+                        .map_err(|e| BenchError::new("sqlx 0.9", e))
+                }
+            })
+            .await?,
+        ));
+        let (pool, sql, oid) = (pool8.clone(), Arc::new(ours_sql.clone()), Arc::clone(&ids));
+        rows.push((
+            "our find statement on sqlx 0.8, no decode",
+            rate(tasks, seconds, move |t, n| {
+                let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&oid, t, n));
+                async move {
+                    sqlx8::query(&sql)
+                        .bind(id.to_string())
+                        .fetch_optional(&pool)
+                        .await
+                        .map(drop)
+                        .map_err(|e| BenchError::new("sqlx 0.8", e))
+                }
+            })
+            .await?,
+        ));
+        let (s, oid) = (Arc::clone(&store), Arc::clone(&ids));
+        rows.push((
+            "DbStore::find",
+            rate(tasks, seconds, move |t, n| {
+                let (s, id) = (Arc::clone(&s), pick(&oid, t, n));
+                async move {
+                    s.find(&id)
+                        .await
+                        .map(drop)
+                        .map_err(|e| BenchError::new("find", e))
+                }
+            })
+            .await?,
+        ));
+        let (m, oid) = (Arc::clone(&manager), Arc::clone(&ids));
+        rows.push((
+            "SessionManager::validate",
+            rate(tasks, seconds, move |t, n| {
+                let (m, id) = (Arc::clone(&m), pick(&oid, t, n));
+                async move {
+                    m.validate(&id)
+                        .await
+                        .map(drop)
+                        .map_err(|e| BenchError::new("validate", e))
+                }
+            })
+            .await?,
+        ));
+        println!("round {round} at {tasks} tasks:");
+        let peer_rate = rows.first().map_or(1.0, |r| r.1);
+        for (name, r) in &rows {
+            println!("| {name} | {r:.0}/s | {:.2}× peer load |", r / peer_rate);
+        }
+        rows.clear();
+    }
+    for table in [
+        TABLE.to_owned(),
+        format!("{TABLE}_migrations"),
+        format!("{TABLE}_secrets"),
+    ] {
+        sqlx9::query(sqlx9::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS \"{table}\""
+        )))
+        .execute(&ours9)
+        .await
+        .map_err(|e| ctx("drop")(&e))?;
+    }
+    sqlx8::query(&format!(
+        "DROP TABLE IF EXISTS \"tower_sessions\".\"{PEER_TABLE}\""
+    ))
+    .execute(&pool8)
+    .await
+    .map_err(|e| ctx("drop")(&e))?;
+    Ok(())
+}
