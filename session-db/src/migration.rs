@@ -69,11 +69,16 @@ pub fn migrations(table: &TableName) -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateFunctions {
             table: table.clone(),
         }),
+        Box::new(LoginEvictsById {
+            table: table.clone(),
+        }),
     ]
 }
 
 /// The statements that create the schema of `table` on `dialect`, as the migrations run them,
-/// oldest first: for people who apply migrations with their own tools.
+/// oldest first: for people who apply migrations with their own tools. (The fourth migration
+/// only installs the current login function again, for tables the third migration gave an
+/// earlier one; the third already installs the current one, so it has no statement here.)
 ///
 /// # Examples
 ///
@@ -260,71 +265,90 @@ fn functions_sql(dialect: Dialect, table: &TableName) -> Vec<String> {
     if dialect != Dialect::Postgres {
         return Vec::new();
     }
-    let t = dialect.quote(table.as_str());
-    let check = format!(
+    vec![login_function_sql(table), revoke_all_function_sql(table)]
+}
+
+/// The guard each function starts with: it refuses to run at another isolation level than
+/// READ COMMITTED (see [`functions_sql`]).
+fn read_committed_check() -> String {
+    format!(
         "IF current_setting('transaction_isolation') <> 'read committed' THEN \
          RAISE EXCEPTION USING ERRCODE = '{NOT_READ_COMMITTED}', \
          MESSAGE = 'session-db: this function must run at READ COMMITTED'; \
          END IF;"
-    );
-    vec![
-        format!(
-            "CREATE OR REPLACE FUNCTION {login}(\
-             p_max BIGINT, p_reject BOOLEAN, p_reason VARCHAR, p_table_key INTEGER, \
-             p_user_key INTEGER, p_id VARCHAR, p_user_id VARCHAR, p_created_at TIMESTAMPTZ, \
-             p_last_active_at TIMESTAMPTZ, p_idle_expires_at TIMESTAMPTZ, \
-             p_absolute_expires_at TIMESTAMPTZ, p_token_hash BYTEA, p_generation BIGINT, \
-             p_previous_token_hash BYTEA, p_rotated_at TIMESTAMPTZ, p_revoked_at TIMESTAMPTZ, \
-             p_revoke_reason VARCHAR, p_user_agent VARCHAR, p_ip VARCHAR, p_device_name VARCHAR, \
-             p_data TEXT, p_expires_at TIMESTAMPTZ, \
-             OUT inserted BOOLEAN, OUT evicted_ids VARCHAR[]) \
-             LANGUAGE plpgsql VOLATILE AS $fn$ \
-             BEGIN \
-             {check} \
-             PERFORM pg_advisory_xact_lock(p_table_key, p_user_key); \
-             evicted_ids := '{{}}'; \
-             IF p_reject THEN \
-               IF (SELECT COUNT(*) FROM (SELECT id FROM {t} WHERE user_id = p_user_id \
-                   AND revoked_at IS NULL AND expires_at > p_created_at FOR UPDATE) AS live) \
-                   >= p_max THEN \
-                 inserted := FALSE; RETURN; \
-               END IF; \
-             ELSE \
-               WITH locked AS (SELECT id, created_at FROM {t} WHERE user_id = p_user_id \
-                 AND revoked_at IS NULL AND expires_at > p_created_at FOR UPDATE), \
-               evicted AS (UPDATE {t} SET revoked_at = p_created_at, revoke_reason = p_reason \
-                 WHERE revoked_at IS NULL AND id IN (SELECT id FROM locked \
-                 ORDER BY created_at DESC, id DESC OFFSET p_max - 1) RETURNING id, created_at) \
-               SELECT COALESCE(array_agg(e.id ORDER BY e.created_at, e.id), '{{}}') \
-                 INTO evicted_ids FROM evicted AS e; \
-             END IF; \
-             INSERT INTO {t} ({columns}) VALUES (p_id, p_user_id, p_created_at, \
-               p_last_active_at, p_idle_expires_at, p_absolute_expires_at, p_token_hash, \
-               p_generation, p_previous_token_hash, p_rotated_at, p_revoked_at, p_revoke_reason, \
-               p_user_agent, p_ip, p_device_name, p_data, p_expires_at); \
-             inserted := TRUE; \
-             END $fn$",
-            login = login_function(table),
-            columns = crate::row::INSERT_COLUMNS,
-        ),
-        format!(
-            "CREATE OR REPLACE FUNCTION {revoke_all}(\
-             p_table_key INTEGER, p_user_key INTEGER, p_user_id VARCHAR, p_now TIMESTAMPTZ, \
-             p_reason VARCHAR, p_keep VARCHAR) RETURNS BIGINT \
-             LANGUAGE plpgsql VOLATILE AS $fn$ \
-             DECLARE revoked BIGINT; \
-             BEGIN \
-             {check} \
-             PERFORM pg_advisory_xact_lock(p_table_key, p_user_key); \
-             UPDATE {t} SET revoked_at = p_now, revoke_reason = p_reason \
-               WHERE user_id = p_user_id AND revoked_at IS NULL AND expires_at > p_now \
-               AND (p_keep IS NULL OR id <> p_keep); \
-             GET DIAGNOSTICS revoked = ROW_COUNT; \
-             RETURN revoked; \
-             END $fn$",
-            revoke_all = revoke_all_function(table),
-        ),
-    ]
+    )
+}
+
+/// PostgreSQL: the capped login's function. Under the user's advisory lock it reads the ids of
+/// the user's live sessions through the `(user_id, created_at)` index (locking those rows),
+/// refuses or evicts by id (the primary key) when they reach the cap, then inserts: no
+/// statement of it can scan the whole table, whatever the planner knows of it.
+fn login_function_sql(table: &TableName) -> String {
+    let t = Dialect::Postgres.quote(table.as_str());
+    let check = read_committed_check();
+    format!(
+        "CREATE OR REPLACE FUNCTION {login}(\
+         p_max BIGINT, p_reject BOOLEAN, p_reason VARCHAR, p_table_key INTEGER, \
+         p_user_key INTEGER, p_id VARCHAR, p_user_id VARCHAR, p_created_at TIMESTAMPTZ, \
+         p_last_active_at TIMESTAMPTZ, p_idle_expires_at TIMESTAMPTZ, \
+         p_absolute_expires_at TIMESTAMPTZ, p_token_hash BYTEA, p_generation BIGINT, \
+         p_previous_token_hash BYTEA, p_rotated_at TIMESTAMPTZ, p_revoked_at TIMESTAMPTZ, \
+         p_revoke_reason VARCHAR, p_user_agent VARCHAR, p_ip VARCHAR, p_device_name VARCHAR, \
+         p_data TEXT, p_expires_at TIMESTAMPTZ, \
+         OUT inserted BOOLEAN, OUT evicted_ids VARCHAR[]) \
+         LANGUAGE plpgsql VOLATILE AS $fn$ \
+         DECLARE live_ids VARCHAR[]; \
+         BEGIN \
+         {check} \
+         PERFORM pg_advisory_xact_lock(p_table_key, p_user_key); \
+         evicted_ids := '{{}}'; \
+         SELECT COALESCE(array_agg(live.id ORDER BY live.created_at DESC, live.id DESC), \
+           '{{}}') INTO live_ids FROM (SELECT id, created_at FROM {t} \
+           WHERE user_id = p_user_id AND revoked_at IS NULL AND expires_at > p_created_at \
+           FOR UPDATE) AS live; \
+         IF cardinality(live_ids) >= p_max THEN \
+           IF p_reject THEN \
+             inserted := FALSE; RETURN; \
+           END IF; \
+           WITH evicted AS (UPDATE {t} SET revoked_at = p_created_at, \
+             revoke_reason = p_reason WHERE id = ANY(live_ids[p_max:]) \
+             AND user_id = p_user_id AND revoked_at IS NULL RETURNING id, created_at) \
+           SELECT COALESCE(array_agg(e.id ORDER BY e.created_at, e.id), '{{}}') \
+             INTO evicted_ids FROM evicted AS e; \
+         END IF; \
+         INSERT INTO {t} ({columns}) VALUES (p_id, p_user_id, p_created_at, \
+           p_last_active_at, p_idle_expires_at, p_absolute_expires_at, p_token_hash, \
+           p_generation, p_previous_token_hash, p_rotated_at, p_revoked_at, p_revoke_reason, \
+           p_user_agent, p_ip, p_device_name, p_data, p_expires_at); \
+         inserted := TRUE; \
+         END $fn$",
+        login = login_function(table),
+        columns = crate::row::INSERT_COLUMNS,
+    )
+}
+
+/// PostgreSQL: revoke-all's function (one `UPDATE` through the user index, under the user's
+/// advisory lock); the number of sessions revoked.
+fn revoke_all_function_sql(table: &TableName) -> String {
+    let t = Dialect::Postgres.quote(table.as_str());
+    let check = read_committed_check();
+    format!(
+        "CREATE OR REPLACE FUNCTION {revoke_all}(\
+         p_table_key INTEGER, p_user_key INTEGER, p_user_id VARCHAR, p_now TIMESTAMPTZ, \
+         p_reason VARCHAR, p_keep VARCHAR) RETURNS BIGINT \
+         LANGUAGE plpgsql VOLATILE AS $fn$ \
+         DECLARE revoked BIGINT; \
+         BEGIN \
+         {check} \
+         PERFORM pg_advisory_xact_lock(p_table_key, p_user_key); \
+         UPDATE {t} SET revoked_at = p_now, revoke_reason = p_reason \
+           WHERE user_id = p_user_id AND revoked_at IS NULL AND expires_at > p_now \
+           AND (p_keep IS NULL OR id <> p_keep); \
+         GET DIAGNOSTICS revoked = ROW_COUNT; \
+         RETURN revoked; \
+         END $fn$",
+        revoke_all = revoke_all_function(table),
+    )
 }
 
 /// Column types per dialect.
@@ -515,6 +539,42 @@ impl MigrationTrait for CreateFunctions {
                 .execute_unprepared(&format!("DROP FUNCTION IF EXISTS {function}"))
                 .await?;
         }
+        Ok(())
+    }
+}
+
+/// The fourth migration (PostgreSQL only): installs the capped login's current function again,
+/// for tables whose third migration installed the earlier one, which evicted through a
+/// statement a plan made for a small table ran as a scan of the whole table.
+struct LoginEvictsById {
+    table: TableName,
+}
+
+impl MigrationName for LoginEvictsById {
+    fn name(&self) -> &str {
+        "m20261201_000004_login_evicts_by_id"
+    }
+}
+
+#[async_trait::async_trait]
+#[expect(
+    elided_lifetimes_in_paths,
+    reason = "the signatures must match the trait's, which elides the manager's lifetime"
+)]
+impl MigrationTrait for LoginEvictsById {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        manager
+            .get_connection()
+            .execute_unprepared(&login_function_sql(&self.table))
+            .await
+            .map(drop)
+    }
+
+    /// Nothing to undo: the function stays (the third migration's `down` drops it).
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
         Ok(())
     }
 }

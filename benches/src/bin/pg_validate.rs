@@ -1,7 +1,8 @@
-//! Where PostgreSQL validate spends its time, layer by layer, at 16 tasks in one run: the
-//! tower-sessions peer's `load`, its statement alone through its sqlx (0.8) pool and through
-//! ours (sqlx 0.9), our `find` statement alone (no decoding), `DbStore::find` (decoding) and
-//! `SessionManager::validate`.
+//! Where PostgreSQL validate and login spend their time, layer by layer, at 16 tasks in one
+//! run. Validate: the tower-sessions peer's `load`, its statement alone through its sqlx (0.8)
+//! pool and through ours (sqlx 0.9), our `find` statement alone (no decoding), `DbStore::find`
+//! (decoding) and `SessionManager::validate`. Login: the peer's `create`, `DbStore::create`
+//! without and with the default cap, and `SessionManager::login`.
 //!
 //! ```text
 //! cargo run --release -p session-benches --bin pg_validate [-- --seconds 2 --tasks 16]
@@ -12,6 +13,7 @@
     reason = "a command-line tool that prints its table"
 )]
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +21,8 @@ use std::time::{Duration, Instant};
 use sea_orm::sqlx as sqlx9;
 use session_benches::{BenchError, Servers, bench_config};
 use session_core::{
-    Clock as _, LoginRequest, SessionId, SessionManager, SessionStore, SystemClock, UserId,
+    Clock as _, DeviceInfo, LimitMode, LoginRequest, RefreshToken, SessionId, SessionLimit,
+    SessionManager, SessionRecord, SessionStore, SystemClock, UserId,
 };
 use session_db::{DbConfig, DbStore};
 use tower_sessions::session::{Id, Record};
@@ -58,6 +61,29 @@ where
     }
     #[allow(clippy::cast_precision_loss, reason = "a rate")]
     Ok(done.load(Ordering::Relaxed) as f64 / seconds.as_secs_f64())
+}
+
+/// A new session record of a new user named `user`, as a login makes it.
+fn new_record(user: &str) -> Result<SessionRecord, BenchError> {
+    let user = UserId::new(user).map_err(|e| BenchError::new("user", e))?;
+    let now = SystemClock.now();
+    let id = SessionId::generate(&user);
+    let token = RefreshToken::generate(id).map_err(|e| BenchError::new("token", e))?;
+    Ok(SessionRecord {
+        id,
+        user_id: user,
+        created_at: now,
+        last_active_at: now,
+        idle_expires_at: now + time::Duration::days(1),
+        absolute_expires_at: now + time::Duration::days(30),
+        token_hash: token.hash(),
+        generation: 0,
+        previous_token_hash: None,
+        rotated_at: None,
+        revoked: None,
+        device: DeviceInfo::new(),
+        data: None,
+    })
 }
 
 fn pick<T: Clone>(items: &[T], task: usize, n: u64) -> T {
@@ -273,10 +299,73 @@ async fn main() -> Result<(), BenchError> {
             })
             .await?,
         ));
+        let fresh = Arc::new(AtomicU64::new(0));
+        let (p, f, r) = (Arc::clone(&peer), Arc::clone(&fresh), round);
+        rows.push((
+            "peer create (BEGIN, SELECT, upsert, COMMIT)",
+            rate(tasks, seconds, move |_, _| {
+                let (p, n) = (Arc::clone(&p), f.fetch_add(1, Ordering::Relaxed));
+                async move {
+                    let mut record = Record {
+                        id: Id::default(),
+                        data: std::collections::HashMap::from([(
+                            "user_id".to_owned(),
+                            serde_json::Value::String(format!("c{r}-{n}")),
+                        )]),
+                        expiry_date: SystemClock.now() + time::Duration::hours(1),
+                    };
+                    p.create(&mut record)
+                        .await
+                        .map_err(|e| BenchError::new("peer create", e))
+                }
+            })
+            .await?,
+        ));
+        for (name, limit) in [
+            ("DbStore::create, no cap", SessionLimit::UNLIMITED),
+            (
+                "DbStore::create, cap 20 (the default)",
+                SessionLimit::new(
+                    NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+                    LimitMode::EvictOldest,
+                ),
+            ),
+        ] {
+            let (s, f) = (Arc::clone(&store), Arc::clone(&fresh));
+            rows.push((
+                name,
+                rate(tasks, seconds, move |_, _| {
+                    let (s, n) = (Arc::clone(&s), f.fetch_add(1, Ordering::Relaxed));
+                    async move {
+                        let record = new_record(&format!("c{r}-{n}"))?;
+                        s.create(record, limit)
+                            .await
+                            .map(drop)
+                            .map_err(|e| BenchError::new("create", e))
+                    }
+                })
+                .await?,
+            ));
+        }
+        let (m, f) = (Arc::clone(&manager), Arc::clone(&fresh));
+        rows.push((
+            "SessionManager::login (cap 20)",
+            rate(tasks, seconds, move |_, _| {
+                let (m, n) = (Arc::clone(&m), f.fetch_add(1, Ordering::Relaxed));
+                async move {
+                    let user =
+                        UserId::new(format!("l{r}-{n}")).map_err(|e| BenchError::new("user", e))?;
+                    m.login(&user, LoginRequest::new())
+                        .await
+                        .map(drop)
+                        .map_err(|e| BenchError::new("login", e))
+                }
+            })
+            .await?,
+        ));
         println!("round {round} at {tasks} tasks:");
-        let peer_rate = rows.first().map_or(1.0, |r| r.1);
         for (name, r) in &rows {
-            println!("| {name} | {r:.0}/s | {:.2}× peer load |", r / peer_rate);
+            println!("| {name} | {r:.0}/s |");
         }
         rows.clear();
     }
