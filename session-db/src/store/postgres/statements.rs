@@ -100,7 +100,8 @@ impl PgStatements {
             purge: format!(
                 "WITH gate AS (SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS held) \
                  DELETE FROM {t} WHERE (SELECT held FROM gate) AND id IN \
-                 (SELECT id FROM {t} WHERE expires_at <= $2 LIMIT $3 FOR UPDATE SKIP LOCKED)"
+                 (SELECT id FROM {t} WHERE expires_at <= $2 ORDER BY expires_at LIMIT $3 \
+                 FOR UPDATE SKIP LOCKED)"
             )
             .into(),
             secret_insert: format!(
