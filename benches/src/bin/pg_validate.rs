@@ -86,6 +86,73 @@ fn new_record(user: &str) -> Result<SessionRecord, BenchError> {
     })
 }
 
+/// A bare select by id on one of the two sqlx versions: the pool, the text, and whether it
+/// binds the current instant as `$2`.
+enum Statement<'a> {
+    V8(&'a sqlx8::PgPool, &'a str, bool),
+    V9(&'a sqlx9::PgPool, &'a str, bool),
+}
+
+impl Statement<'_> {
+    /// Runs the statement for the ids of `keys`, round robin, on `tasks` tasks.
+    async fn rate(
+        &self,
+        tasks: usize,
+        seconds: Duration,
+        keys: &Arc<Vec<String>>,
+    ) -> Result<f64, BenchError> {
+        let keys = Arc::clone(keys);
+        match *self {
+            Self::V8(pool, sql, with_now) => {
+                let (pool, sql) = (pool.clone(), Arc::new(sql.to_owned()));
+                rate(tasks, seconds, move |t, n| {
+                    let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&keys, t, n));
+                    async move {
+                        let query = sqlx8::query(&sql).bind(id);
+                        let query = if with_now {
+                            query.bind(SystemClock.now())
+                        } else {
+                            query
+                        };
+                        query
+                            .fetch_optional(&pool)
+                            .await
+                            .map(drop)
+                            .map_err(|e| BenchError::new("sqlx 0.8", e))
+                    }
+                })
+                .await
+            }
+            Self::V9(pool, sql, with_now) => {
+                let (pool, sql) = (pool.clone(), Arc::new(sql.to_owned()));
+                rate(tasks, seconds, move |t, n| {
+                    let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&keys, t, n));
+                    async move {
+                        let query =
+                            sqlx9::query(sqlx9::AssertSqlSafe(sql.as_str().to_owned())).bind(id);
+                        let query = if with_now {
+                            query.bind(SystemClock.now())
+                        } else {
+                            query
+                        };
+                        query
+                            .fetch_optional(&pool)
+                            .await
+                            .map(drop)
+                            .map_err(|e| BenchError::new("sqlx 0.9", e))
+                    }
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// The ids as the text a statement binds.
+fn keys<T: ToString>(ids: &[T]) -> Arc<Vec<String>> {
+    Arc::new(ids.iter().map(ToString::to_string).collect())
+}
+
 fn pick<T: Clone>(items: &[T], task: usize, n: u64) -> T {
     let at = usize::try_from(n)
         .unwrap_or(0)
@@ -197,80 +264,32 @@ async fn main() -> Result<(), BenchError> {
             })
             .await?,
         ));
-        let (pool, sql, pid) = (
-            pool8.clone(),
-            Arc::new(peer_sql.clone()),
-            Arc::clone(&peer_ids),
-        );
-        rows.push((
-            "peer statement on sqlx 0.8",
-            rate(tasks, seconds, move |t, n| {
-                let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&pid, t, n));
-                async move {
-                    sqlx8::query(&sql)
-                        .bind(id.to_string())
-                        .bind(SystemClock.now())
-                        .fetch_optional(&pool)
-                        .await
-                        .map(drop)
-                        .map_err(|e| BenchError::new("sqlx 0.8", e))
-                }
-            })
-            .await?,
-        ));
-        let (pool, sql, pid) = (
-            ours9.clone(),
-            Arc::new(peer_sql.clone()),
-            Arc::clone(&peer_ids),
-        );
-        rows.push((
-            "peer statement on sqlx 0.9",
-            rate(tasks, seconds, move |t, n| {
-                let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&pid, t, n));
-                async move {
-                    sqlx9::query(sqlx9::AssertSqlSafe(sql.as_str().to_owned()))
-                        .bind(id.to_string())
-                        .bind(SystemClock.now())
-                        .fetch_optional(&pool)
-                        .await
-                        .map(drop)
-                        .map_err(|e| BenchError::new("sqlx 0.9", e))
-                }
-            })
-            .await?,
-        ));
-        let (pool, sql, oid) = (ours9.clone(), Arc::new(ours_sql.clone()), Arc::clone(&ids));
-        rows.push((
-            "our find statement on sqlx 0.9, no decode",
-            rate(tasks, seconds, move |t, n| {
-                let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&oid, t, n));
-                async move {
-                    sqlx9::query(sqlx9::AssertSqlSafe(sql.as_str().to_owned()))
-                        .bind(id.to_string())
-                        .fetch_optional(&pool)
-                        .await
-                        .map(drop)
-                        .map_err(|e| BenchError::new("sqlx 0.9", e))
-                }
-            })
-            .await?,
-        ));
-        let (pool, sql, oid) = (pool8.clone(), Arc::new(ours_sql.clone()), Arc::clone(&ids));
-        rows.push((
-            "our find statement on sqlx 0.8, no decode",
-            rate(tasks, seconds, move |t, n| {
-                let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&oid, t, n));
-                async move {
-                    sqlx8::query(&sql)
-                        .bind(id.to_string())
-                        .fetch_optional(&pool)
-                        .await
-                        .map(drop)
-                        .map_err(|e| BenchError::new("sqlx 0.8", e))
-                }
-            })
-            .await?,
-        ));
+        let (peer_keys, our_keys) = (keys(&peer_ids), keys(&ids));
+        let bare: [(&str, Statement<'_>, &Arc<Vec<String>>); 4] = [
+            (
+                "peer statement on sqlx 0.8",
+                Statement::V8(&pool8, &peer_sql, true),
+                &peer_keys,
+            ),
+            (
+                "peer statement on sqlx 0.9",
+                Statement::V9(&ours9, &peer_sql, true),
+                &peer_keys,
+            ),
+            (
+                "our find statement on sqlx 0.9, no decode",
+                Statement::V9(&ours9, &ours_sql, false),
+                &our_keys,
+            ),
+            (
+                "our find statement on sqlx 0.8, no decode",
+                Statement::V8(&pool8, &ours_sql, false),
+                &our_keys,
+            ),
+        ];
+        for (name, statement, keys) in bare {
+            rows.push((name, statement.rate(tasks, seconds, keys).await?));
+        }
         let (s, oid) = (Arc::clone(&store), Arc::clone(&ids));
         rows.push((
             "DbStore::find",
