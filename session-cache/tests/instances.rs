@@ -29,6 +29,27 @@ fn manager(store: &CachedStore) -> SessionManager {
     SessionManager::new(Arc::new(store.clone()), SessionConfig::default()).unwrap()
 }
 
+/// Validates `id` through `on_b` (a manager on `b`) until `b` answers from memory. The
+/// invalidation of the write that created the session may reach `b` after its first read began
+/// (Redis sends it in the same event-loop turn as the writer's reply), and such a read is not
+/// served again; a later one is, once that invalidation is in. Fails after 5 s.
+async fn served_from_memory(on_b: &SessionManager, b: &CachedStore, id: &session_core::SessionId) {
+    let started = Instant::now();
+    loop {
+        let hits = b.stats().hits;
+        on_b.validate(id).await.unwrap();
+        if b.stats().hits > hits {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "b never answered from memory: {:?}",
+            b.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Logs in through `a`, validates through `b` until it is cached, revokes through `a`, and
 /// returns how long `b` kept accepting the session.
 async fn revoke_on_a_refused_on_b(a: &CachedStore, b: &CachedStore) -> Duration {
@@ -36,10 +57,7 @@ async fn revoke_on_a_refused_on_b(a: &CachedStore, b: &CachedStore) -> Duration 
     let user = UserId::new(format!("two-{:x}", support::random())).unwrap();
     let login = on_a.login(&user, LoginRequest::new()).await.unwrap();
     let id = login.session.id;
-    on_b.validate(&id).await.unwrap();
-    let hits = b.stats().hits;
-    on_b.validate(&id).await.unwrap();
-    assert_eq!(b.stats().hits, hits + 1, "b answers from memory");
+    served_from_memory(&on_b, b, &id).await;
 
     let revoked = Instant::now();
     on_a.logout(&id).await.unwrap();
@@ -131,10 +149,8 @@ async fn lost_channel_is_bypassed(
     let user = UserId::new(format!("lost-{:x}", support::random())).unwrap();
     let login = on_a.login(&user, LoginRequest::new()).await.unwrap();
     let id = login.session.id;
-    on_b.validate(&id).await.unwrap();
-    on_b.validate(&id).await.unwrap();
+    served_from_memory(&on_b, b, &id).await;
     let before = b.stats();
-    assert!(before.hits >= 1);
 
     let killed = Instant::now();
     kill.await;
@@ -173,9 +189,7 @@ async fn lost_channel_is_bypassed(
         Err(Error::Revoked { .. })
     ));
     let fresh = on_a.login(&user, LoginRequest::new()).await.unwrap();
-    on_b.validate(&fresh.session.id).await.unwrap();
-    on_b.validate(&fresh.session.id).await.unwrap();
-    assert!(b.stats().hits > during.hits, "serving from memory again");
+    served_from_memory(&on_b, b, &fresh.session.id).await;
 }
 
 trait Stopped {

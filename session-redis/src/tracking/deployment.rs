@@ -4,9 +4,11 @@
 //! - Standalone: the one server.
 //! - Sentinel: the master the sentinels name. Every reachable sentinel is asked, and followed
 //!   on a connection subscribed to `+switch-master`: a sentinel publishes it the moment it names
-//!   another master, and the heartbeat asks each sentinel again.
+//!   another master, and the heartbeat asks each sentinel again (and tries the ones that could
+//!   not be reached at the start: one that answers ends the round, so the next follows it).
 //! - Cluster: every master `CLUSTER NODES` lists (those without slots included, so keys moved
-//!   to a node during a resharding are tracked there too). The heartbeat asks each tracked
+//!   to a node during a resharding are tracked there too; a master marked failed is left out
+//!   only once it serves no slot). The heartbeat asks each tracked
 //!   master for the layout again; any change (a failover, a node added or removed, slots
 //!   reassigned) is reported.
 
@@ -172,6 +174,7 @@ impl Deployment {
                 config,
             } => {
                 let mut watched = Vec::with_capacity(sentinels.len());
+                let mut unfollowed = Vec::new();
                 let mut master: Option<(String, u16)> = None;
                 let mut first_error = None;
                 for sentinel in sentinels {
@@ -191,6 +194,7 @@ impl Deployment {
                         }
                         Err(error) => {
                             first_error.get_or_insert(error);
+                            unfollowed.push(sentinel.clone());
                         }
                     }
                 }
@@ -204,6 +208,7 @@ impl Deployment {
                         master_name: master_name.clone(),
                         master: (host, port),
                         sentinels: watched,
+                        unfollowed,
                     },
                 })
             }
@@ -285,6 +290,9 @@ pub(super) enum Watch {
         master_name: String,
         master: (String, u16),
         sentinels: Vec<Conn>,
+        /// The sentinels that could not be reached when the round started: one that answers
+        /// again ends the round, so that the next one follows it too.
+        unfollowed: Vec<Node>,
     },
     /// The Cluster's layout when tracking started.
     Cluster { layout: Layout },
@@ -305,6 +313,7 @@ impl Watch {
                 master_name,
                 master,
                 sentinels,
+                unfollowed,
             } => {
                 let mut answered = false;
                 let mut first_error = None;
@@ -323,10 +332,22 @@ impl Watch {
                         }
                     }
                 }
-                match first_error {
-                    Some(error) if !answered => Err(format!("no sentinel answered: {error}")),
-                    _ => Ok(()),
+                if let Some(error) = first_error
+                    && !answered
+                {
+                    return Err(format!("no sentinel answered: {error}"));
                 }
+                for sentinel in unfollowed.iter() {
+                    if let Ok(mut conn) = bounds.connect(sentinel, None).await
+                        && master_named(bounds, &mut conn, master_name).await.is_ok()
+                    {
+                        return Err(format!(
+                            "the sentinel {} answers again: tracking starts over to follow it",
+                            sentinel.target
+                        ));
+                    }
+                }
+                Ok(())
             }
             Self::Cluster { layout } => {
                 for conn in tracked.iter_mut() {
@@ -343,32 +364,38 @@ impl Watch {
         }
     }
 
-    /// Whether `push` (a message on a followed channel) says the deployment changed: a
-    /// sentinel announcing a new master for the tracked one.
-    pub(super) fn announces_failover(&self, push: &PushInfo) -> bool {
-        let Self::Sentinel { master_name, .. } = self else {
-            return false;
-        };
-        if push.kind != PushKind::Message {
-            return false;
-        }
-        // `message` pushes carry [channel, payload]; the payload of `+switch-master` is
-        // `<master name> <old ip> <old port> <new ip> <new port>`.
-        match push.data.get(1) {
-            Some(Value::BulkString(payload)) => payload
-                .split(|b| *b == b' ')
-                .next()
-                .is_some_and(|name| name == master_name.as_bytes()),
-            // Anything else on the channel: take it as a switch, which is always safe.
-            _ => true,
+    /// The Sentinel master name whose `+switch-master` announcements end the round, if the
+    /// deployment is a Sentinel one.
+    pub(super) fn followed_master(&self) -> Option<&str> {
+        match self {
+            Self::Sentinel { master_name, .. } => Some(master_name),
+            _ => None,
         }
     }
 }
 
+/// Whether `push` is a sentinel's announcement of a new master for `master_name`.
+pub(super) fn announces_failover(master_name: &str, push: &PushInfo) -> bool {
+    if push.kind != PushKind::Message {
+        return false;
+    }
+    // `message` pushes carry [channel, payload]; the payload of `+switch-master` is
+    // `<master name> <old ip> <old port> <new ip> <new port>`.
+    match push.data.get(1) {
+        Some(Value::BulkString(payload)) => payload
+            .split(|b| *b == b' ')
+            .next()
+            .is_some_and(|name| name == master_name.as_bytes()),
+        // Anything else on the channel: take it as a switch, which is always safe.
+        _ => true,
+    }
+}
+
 /// The masters of a Cluster and the slots each serves, as one node's `CLUSTER NODES` lists
-/// them. Masters without slots are included; slots being imported or migrated are not (both
-/// nodes of a migration are tracked masters), and neither are flags such as `myself`, so every
-/// node of a settled cluster reports the same layout.
+/// them. Masters without slots are included (unless marked failed, in handshake or without
+/// address); masters with slots always are, whatever their flags; slots being imported or
+/// migrated are not (both nodes of a migration are tracked masters), and neither are flags
+/// such as `myself`, so every node of a settled cluster reports the same layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Layout {
     masters: BTreeMap<(String, u16), Vec<String>>,
@@ -400,27 +427,33 @@ impl Layout {
                 ));
             };
             let flags: Vec<&str> = flags.split(',').collect();
-            if !flags.contains(&"master")
-                || flags
-                    .iter()
-                    .any(|flag| matches!(*flag, "fail" | "handshake" | "noaddr"))
-            {
+            if !flags.contains(&"master") {
                 continue;
             }
-            // `ip:port@cport[,hostname]`
-            let address = address.split(['@', ',']).next().unwrap_or_default();
-            let address = match address.strip_prefix(':') {
-                Some(port) => format!("{own_host}:{port}"),
-                None => address.to_owned(),
-            };
-            let node = parse_node("CLUSTER NODES", &address).map_err(|e| e.to_string())?;
-            let slots = fields
+            let slots: Vec<String> = fields
                 .get(8..)
                 .unwrap_or_default()
                 .iter()
                 .filter(|slot| !slot.starts_with('['))
                 .map(|slot| (*slot).to_owned())
                 .collect();
+            // A master marked failed (or not yet met) is left out only once it serves no slot:
+            // one that still does may take writes again (a partition that heals before its
+            // replica is promoted), so it is tracked, and a round that cannot reach it fails.
+            if slots.is_empty()
+                && flags
+                    .iter()
+                    .any(|flag| matches!(*flag, "fail" | "handshake" | "noaddr"))
+            {
+                continue;
+            }
+            // `ip:port@cport[,hostname]`; an empty ip is the replying node not knowing its own.
+            let address = address.split(['@', ',']).next().unwrap_or_default();
+            let address = match address.rsplit_once(':') {
+                Some(("", port)) => format!("{own_host}:{port}"),
+                _ => address.to_owned(),
+            };
+            let node = parse_node("CLUSTER NODES", &address).map_err(|e| e.to_string())?;
             masters.insert(node, slots);
         }
         if masters.is_empty() {
@@ -498,11 +531,6 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:7013@17013 slave 67ed2db8d677
 
     #[test]
     fn only_a_switch_of_the_tracked_master_ends_tracking() {
-        let watch = Watch::Sentinel {
-            master_name: "main".to_owned(),
-            master: ("127.0.0.1".to_owned(), 6390),
-            sentinels: Vec::new(),
-        };
         let message = |payload: &str| PushInfo {
             kind: PushKind::Message,
             data: vec![
@@ -510,9 +538,18 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:7013@17013 slave 67ed2db8d677
                 Value::BulkString(payload.as_bytes().to_vec()),
             ],
         };
-        assert!(watch.announces_failover(&message("main 127.0.0.1 6390 127.0.0.1 6391")));
-        assert!(!watch.announces_failover(&message("other 127.0.0.1 6490 127.0.0.1 6491")));
-        assert!(!watch.announces_failover(&message("mainly 127.0.0.1 6490 127.0.0.1 6491")));
+        assert!(announces_failover(
+            "main",
+            &message("main 127.0.0.1 6390 127.0.0.1 6391")
+        ));
+        assert!(!announces_failover(
+            "main",
+            &message("other 127.0.0.1 6490 127.0.0.1 6491")
+        ));
+        assert!(!announces_failover(
+            "main",
+            &message("mainly 127.0.0.1 6490 127.0.0.1 6491")
+        ));
         let subscribed = PushInfo {
             kind: PushKind::Subscribe,
             data: vec![
@@ -520,7 +557,29 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:7013@17013 slave 67ed2db8d677
                 Value::Int(1),
             ],
         };
-        assert!(!watch.announces_failover(&subscribed));
-        assert!(!Watch::Nothing.announces_failover(&message("main 1 2 3 4")));
+        assert!(!announces_failover("main", &subscribed));
+        assert_eq!(Watch::Nothing.followed_master(), None);
+    }
+
+    #[test]
+    fn a_failed_master_that_serves_slots_stays_tracked() {
+        let text = "\
+a 127.0.0.1:7010@17010 myself,master - 0 0 1 connected 0-8191
+b 127.0.0.1:7011@17011 master,fail - 0 0 2 disconnected 8192-16383
+c 127.0.0.1:7012@17012 master,fail - 0 0 3 disconnected
+";
+        let layout = Layout::parse(text, "127.0.0.1").unwrap();
+        let tracked: Vec<u16> = layout.masters.keys().map(|(_, port)| *port).collect();
+        assert_eq!(tracked, [7010, 7011]);
+    }
+
+    #[test]
+    fn ipv6_addresses_parse() {
+        let text = "a ::1:7010@17010 myself,master - 0 0 1 connected 0-16383\n";
+        let layout = Layout::parse(text, "10.0.0.5").unwrap();
+        assert!(
+            layout.masters.contains_key(&("::1".to_owned(), 7010)),
+            "{layout:?}"
+        );
     }
 }

@@ -43,8 +43,8 @@ pub enum TrackingEvent {
 /// | topology | tracked servers | what ends a round of tracking besides a lost connection |
 /// |---|---|---|
 /// | standalone | the server | — |
-/// | Sentinel | the master the sentinels name | a sentinel announcing a new master on `+switch-master` (every reachable sentinel is subscribed), or naming another master when asked at each heartbeat; no sentinel answering |
-/// | Cluster | every master `CLUSTER NODES` lists, those without slots included (one connection each) | a tracked master seeing another layout at a heartbeat: a failover, a node added or removed, slots reassigned |
+/// | Sentinel | the master the sentinels name | a sentinel announcing a new master on `+switch-master` (every reachable sentinel is subscribed), or naming another master when asked at each heartbeat; no sentinel answering; a sentinel that could not be reached when the round started answering again (so that it is followed too) |
+/// | Cluster | every master `CLUSTER NODES` lists, those without slots included, those serving slots whatever their flags (one connection each) | a tracked master seeing another layout at a heartbeat: a failover, a node added or removed, slots reassigned |
 ///
 /// A Sentinel failover is seen when a sentinel names the new master, which is also when clients
 /// that ask the sentinels can first write to it; the announcement reaches this connection
@@ -188,8 +188,9 @@ impl RedisTracking {
         // Tracking is on everywhere: the servers must still be the deployment's, and nothing
         // received meanwhile may say otherwise.
         watch.check(bounds, &mut tracked).await.map_err(untracked)?;
+        let master_name = watch.followed_master().map(str::to_owned);
         while let Ok(push) = pushes.try_recv() {
-            if let Some(text) = Self::ends_tracking(&watch, &push) {
+            if let Some(text) = ends_tracking(master_name.as_deref(), &push) {
                 return Err(untracked(text));
             }
         }
@@ -198,31 +199,32 @@ impl RedisTracking {
             text,
             tracked: true,
         };
-        let mut heartbeat = tokio::time::interval(self.heartbeat);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        heartbeat.reset();
+        // The heartbeat runs beside the pushes, so a slow check never holds invalidations back
+        // and a stream of invalidations never holds the heartbeat back.
+        let (beat_failed, mut failures) = mpsc::channel::<String>(1);
+        let _beating = Beating(tokio::spawn(heartbeat(
+            self.heartbeat,
+            bounds,
+            tracked,
+            watch,
+            beat_failed,
+        )));
         loop {
             tokio::select! {
                 biased;
+                why = failures.recv() => {
+                    return Err(lost(why.unwrap_or_else(|| "the heartbeat stopped".to_owned())));
+                }
                 push = pushes.recv() => {
                     let Some(push) = push else {
                         return Err(lost("the tracking connection closed".to_owned()));
                     };
-                    if let Some(text) = Self::ends_tracking(&watch, &push) {
+                    if let Some(text) = ends_tracking(master_name.as_deref(), &push) {
                         return Err(lost(text));
                     }
                     if push.kind == PushKind::Invalidate {
                         self.invalidated(push.data, on_event);
                     }
-                }
-                _ = heartbeat.tick() => {
-                    for conn in &mut tracked {
-                        bounds
-                            .query::<Value>(conn, &redis::cmd("PING"), "the heartbeat")
-                            .await
-                            .map_err(lost)?;
-                    }
-                    watch.check(bounds, &mut tracked).await.map_err(lost)?;
                 }
             }
         }
@@ -248,17 +250,6 @@ impl RedisTracking {
             .await
             .map_err(|_| format!("no answer from {target} to CLIENT TRACKING"))?
             .map_err(|e| format!("CLIENT TRACKING refused by {target}: {e}"))
-    }
-
-    /// Why `push` ends this round of tracking, if it does: a connection closed, or a sentinel
-    /// announced a new master.
-    fn ends_tracking(watch: &Watch, push: &PushInfo) -> Option<String> {
-        if push.kind == PushKind::Disconnection {
-            return Some("a tracking connection closed".to_owned());
-        }
-        watch
-            .announces_failover(push)
-            .then(|| "the sentinels switched to another master".to_owned())
     }
 
     /// Reports the sessions an `invalidate` push names (a null payload means every key).
@@ -293,6 +284,60 @@ impl RedisTracking {
         let text = std::str::from_utf8(rest).ok()?;
         let (_, id) = text.split_once("}:s:")?;
         id.parse().ok()
+    }
+}
+
+/// Why `push` ends this round of tracking, if it does: a connection closed, or a sentinel
+/// announced a new master for `master_name` (the followed Sentinel master, if any).
+fn ends_tracking(master_name: Option<&str>, push: &PushInfo) -> Option<String> {
+    if push.kind == PushKind::Disconnection {
+        return Some("a tracking connection closed".to_owned());
+    }
+    master_name
+        .is_some_and(|name| deployment::announces_failover(name, push))
+        .then(|| "the sentinels switched to another master".to_owned())
+}
+
+/// Every `every`: a `PING` to each tracked server, then the deployment's check. Sends why to
+/// `failed` and stops at the first failure.
+async fn heartbeat(
+    every: Duration,
+    bounds: Bounds,
+    mut tracked: Vec<Conn>,
+    mut watch: Watch,
+    failed: mpsc::Sender<String>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.reset();
+    loop {
+        ticks.tick().await;
+        let mut beat = Ok(());
+        for conn in &mut tracked {
+            beat = bounds
+                .query::<Value>(conn, &redis::cmd("PING"), "the heartbeat")
+                .await
+                .map(drop);
+            if beat.is_err() {
+                break;
+            }
+        }
+        if beat.is_ok() {
+            beat = watch.check(bounds, &mut tracked).await;
+        }
+        if let Err(why) = beat {
+            let _ = failed.send(why).await;
+            return;
+        }
+    }
+}
+
+/// The heartbeat's task, aborted when the round of tracking ends.
+struct Beating(tokio::task::JoinHandle<()>);
+
+impl Drop for Beating {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
