@@ -335,3 +335,48 @@ async fn a_cluster_resharding_ends_tracking_and_moved_keys_stay_tracked() {
     invalidated(&mut events, &ids).await;
     task.abort();
 }
+
+const LATE_MASTER: u16 = 6398;
+const LATE_REPLICA: u16 = 6399;
+const LATE_SENTINELS: [u16; 3] = [26399, 26400, 26401];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_back_after_the_start_is_followed_too() {
+    if support::skip(Topo::Sentinel) {
+        return;
+    }
+    let topology = PrivateTopology::sentinel(
+        "session-redis-tracking-late-sentinel",
+        LATE_MASTER,
+        LATE_REPLICA,
+        LATE_SENTINELS,
+    );
+    // One sentinel is down when tracking starts.
+    let down = LATE_SENTINELS[0];
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async(&mut plain(down).await)
+        .await;
+    let config = RedisConfig::new()
+        .with_key_prefix(support::fresh_prefix())
+        .with_response_timeout(Duration::from_secs(2))
+        .with_sentinel(SentinelConfig::new(
+            "sessionmaster",
+            LATE_SENTINELS.map(|p| format!("127.0.0.1:{p}")),
+        ));
+    let tracking = RedisTracking::new(&config)
+        .unwrap()
+        .with_heartbeat(Duration::from_millis(100));
+    let (task, mut events) = follow(tracking);
+    tracking_on(&mut events, SOON).await;
+
+    // It comes back: the round starts over, so that its announcements are followed too.
+    topology.script(&["restart-port", &down.to_string()]);
+    let why = lost(&mut events, SOON).await;
+    assert!(why.contains("answers again"), "{why}");
+    tracking_on(&mut events, SOON).await;
+    let store = RedisStore::connect(config).await.unwrap();
+    let ids = create_sessions(&store, 3).await;
+    invalidated(&mut events, &ids).await;
+    task.abort();
+}
