@@ -50,7 +50,10 @@ pub enum TrackingEvent {
 /// that ask the sentinels can first write to it; the announcement reaches this connection
 /// without waiting for a heartbeat. A Cluster change is seen at the next heartbeat; a failover
 /// of a master that died is seen sooner, as its connection fails. Keys that move between
-/// masters during a resharding stay tracked, since every master is.
+/// masters during a resharding stay tracked, since every master is. Cluster nodes are reached
+/// at the IP address `CLUSTER NODES` gives, not at an announced hostname: a Cluster whose nodes
+/// answer only by hostname (or whose TLS certificates name only hostnames) cannot be tracked,
+/// and a cache in front of it reads through to the store.
 ///
 /// # Events and the guarantee
 ///
