@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use sea_orm::{QueryResult, Value};
-use session_core::{AppData, DeviceInfo, Revocation, SessionId, SessionRecord, TokenHash};
+use session_core::{AppData, DeviceInfo, Revocation, SessionId, SessionRecord, TokenHash, UserId};
 use time::OffsetDateTime;
 
 use crate::dialect::{DecodeError, Dialect};
@@ -86,72 +86,114 @@ pub(crate) fn hash_value(hash: Option<&TokenHash>) -> Value {
     Value::Bytes(hash.map(|h| h.as_bytes().to_vec()))
 }
 
+/// A row's columns as a driver read them, before the checks that make them a record: what
+/// every dialect's decoder fills, so that the checks are written once.
+pub(crate) struct StoredRecord<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) user_id: UserId,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) last_active_at: OffsetDateTime,
+    pub(crate) idle_expires_at: OffsetDateTime,
+    pub(crate) absolute_expires_at: OffsetDateTime,
+    pub(crate) token_hash: Option<&'a [u8]>,
+    pub(crate) generation: i64,
+    pub(crate) previous_token_hash: Option<&'a [u8]>,
+    pub(crate) rotated_at: Option<OffsetDateTime>,
+    pub(crate) revoked_at: Option<OffsetDateTime>,
+    pub(crate) revoke_reason: Option<&'a str>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) ip: Option<&'a str>,
+    pub(crate) device_name: Option<String>,
+    pub(crate) data: Option<String>,
+}
+
+impl StoredRecord<'_> {
+    /// The record, or what is wrong with the row: an unparsable id, IP address, revocation
+    /// reason or app data, a token hash that is not 32 bytes (or a `NULL` current one), a
+    /// negative generation, or a revocation instant without its reason (or the reverse).
+    pub(crate) fn into_record(self) -> Result<SessionRecord, DecodeError> {
+        let parse_error = |e: session_core::InputError| DecodeError::new(e.to_string());
+        let hash = |bytes: Option<&[u8]>| {
+            bytes
+                .map(TokenHash::from_slice)
+                .transpose()
+                .map_err(|e| DecodeError::new(format!("stored token hash: {e}")))
+        };
+        let revoked = match (self.revoked_at, self.revoke_reason) {
+            (Some(at), Some(reason)) => Some(Revocation {
+                at,
+                reason: reason.parse().map_err(parse_error)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(DecodeError::new(
+                    "revoked_at and revoke_reason must be both set or both NULL",
+                ));
+            }
+        };
+        let mut device = DeviceInfo::new();
+        device.user_agent = self.user_agent;
+        device.ip = self
+            .ip
+            .map(str::parse::<IpAddr>)
+            .transpose()
+            .map_err(|e| DecodeError::new(format!("stored ip: {e}")))?;
+        device.device_name = self.device_name;
+        Ok(SessionRecord {
+            id: self.id.parse().map_err(parse_error)?,
+            user_id: self.user_id,
+            created_at: self.created_at,
+            last_active_at: self.last_active_at,
+            idle_expires_at: self.idle_expires_at,
+            absolute_expires_at: self.absolute_expires_at,
+            token_hash: hash(self.token_hash)?
+                .ok_or_else(|| DecodeError::new("token_hash is NULL"))?,
+            generation: u64::try_from(self.generation)
+                .map_err(|_| DecodeError::new("negative generation"))?,
+            previous_token_hash: hash(self.previous_token_hash)?,
+            rotated_at: self.rotated_at,
+            revoked,
+            device,
+            data: self
+                .data
+                .map(AppData::from_json)
+                .transpose()
+                .map_err(|e| DecodeError::new(e.to_string()))?,
+        })
+    }
+}
+
 /// Reads a record from a row whose columns are [`SELECT_COLUMNS`].
 pub(crate) fn decode(dialect: Dialect, row: &QueryResult) -> Result<SessionRecord, DecodeError> {
-    let id = read_id(row, 0)?;
-    let user_id = dialect.read_user(row, 1)?;
     let required = |index: usize| -> Result<OffsetDateTime, DecodeError> {
         dialect
             .read_time(row, index)?
             .ok_or_else(|| DecodeError::new(format!("column {index} is NULL")))
     };
-    let created_at = required(2)?;
-    let last_active_at = required(3)?;
-    let idle_expires_at = required(4)?;
-    let absolute_expires_at = required(5)?;
-    let token_hash = read_hash(row, 6)?.ok_or_else(|| DecodeError::new("token_hash is NULL"))?;
-    let generation: i64 = row.try_get_by_index(7)?;
-    let generation =
-        u64::try_from(generation).map_err(|_| DecodeError::new("negative generation"))?;
-    let previous_token_hash = read_hash(row, 8)?;
-    let rotated_at = dialect.read_time(row, 9)?;
-    let revoked_at = dialect.read_time(row, 10)?;
-    let reason: Option<String> = row.try_get_by_index(11)?;
-    let revoked = match (revoked_at, reason) {
-        (Some(at), Some(reason)) => Some(Revocation {
-            at,
-            reason: reason
-                .parse()
-                .map_err(|e: session_core::InputError| DecodeError::new(e.to_string()))?,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(DecodeError::new(
-                "revoked_at and revoke_reason must be both set or both NULL",
-            ));
-        }
-    };
-    let user_agent: Option<String> = row.try_get_by_index(12)?;
+    let id: String = row.try_get_by_index(0)?;
+    let token_hash: Option<Vec<u8>> = row.try_get_by_index(6)?;
+    let previous_token_hash: Option<Vec<u8>> = row.try_get_by_index(8)?;
+    let revoke_reason: Option<String> = row.try_get_by_index(11)?;
     let ip: Option<String> = row.try_get_by_index(13)?;
-    let ip = ip
-        .map(|ip| ip.parse::<IpAddr>())
-        .transpose()
-        .map_err(|e| DecodeError::new(format!("stored ip: {e}")))?;
-    let device_name: Option<String> = row.try_get_by_index(14)?;
-    let data: Option<String> = row.try_get_by_index(15)?;
-    let data = data
-        .map(AppData::from_json)
-        .transpose()
-        .map_err(|e| DecodeError::new(e.to_string()))?;
-    let mut device = DeviceInfo::new();
-    device.user_agent = user_agent;
-    device.ip = ip;
-    device.device_name = device_name;
-    Ok(SessionRecord {
-        id,
-        user_id,
-        created_at,
-        last_active_at,
-        idle_expires_at,
-        absolute_expires_at,
-        token_hash,
-        generation,
-        previous_token_hash,
-        rotated_at,
-        revoked,
-        device,
-        data,
-    })
+    StoredRecord {
+        id: &id,
+        user_id: dialect.read_user(row, 1)?,
+        created_at: required(2)?,
+        last_active_at: required(3)?,
+        idle_expires_at: required(4)?,
+        absolute_expires_at: required(5)?,
+        token_hash: token_hash.as_deref(),
+        generation: row.try_get_by_index(7)?,
+        previous_token_hash: previous_token_hash.as_deref(),
+        rotated_at: dialect.read_time(row, 9)?,
+        revoked_at: dialect.read_time(row, 10)?,
+        revoke_reason: revoke_reason.as_deref(),
+        user_agent: row.try_get_by_index(12)?,
+        ip: ip.as_deref(),
+        device_name: row.try_get_by_index(14)?,
+        data: row.try_get_by_index(15)?,
+    }
+    .into_record()
 }
 
 /// Reads a session id column.
@@ -159,15 +201,6 @@ pub(crate) fn read_id(row: &QueryResult, index: usize) -> Result<SessionId, Deco
     let text: String = row.try_get_by_index(index)?;
     text.parse()
         .map_err(|e: session_core::InputError| DecodeError::new(e.to_string()))
-}
-
-/// Reads a token hash column, `None` for SQL `NULL`.
-fn read_hash(row: &QueryResult, index: usize) -> Result<Option<TokenHash>, DecodeError> {
-    let bytes: Option<Vec<u8>> = row.try_get_by_index(index)?;
-    bytes
-        .map(|b| TokenHash::from_slice(&b))
-        .transpose()
-        .map_err(|e| DecodeError::new(format!("stored token hash: {e}")))
 }
 
 #[cfg(test)]

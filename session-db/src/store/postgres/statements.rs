@@ -6,22 +6,19 @@
 //! Statements run as prepared statements, cached per pooled connection by sqlx (keyed by their
 //! text, which is fixed per table), so a hot call sends one `Bind`/`Execute` and no `Parse`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use sea_orm::sqlx::postgres::{PgArguments, PgRow};
 use sea_orm::sqlx::query::Query;
 use sea_orm::sqlx::{self, AssertSqlSafe, Postgres, Row};
-use session_core::{
-    AppData, DeviceInfo, Revocation, RevokeReason, SessionId, SessionRecord, TokenHash, UserId,
-};
+use session_core::{DeviceInfo, RevokeReason, SessionId, SessionRecord, TokenHash, UserId};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::config::TableName;
 use crate::dialect::DecodeError;
 use crate::migration::{login_function, revoke_all_function};
-use crate::row::{INSERT_COLUMNS, NewRow, SELECT_COLUMNS};
+use crate::row::{INSERT_COLUMNS, NewRow, SELECT_COLUMNS, StoredRecord};
 
 /// A statement with its arguments bound, ready to run on the pool or in a transaction.
 pub(crate) type Bound = Query<'static, Postgres, PgArguments>;
@@ -406,12 +403,6 @@ fn decode(error: sqlx::Error) -> DecodeError {
 
 /// Reads a record from a row whose columns are [`SELECT_COLUMNS`].
 fn record(row: &PgRow) -> Result<SessionRecord, DecodeError> {
-    let id: &str = row.try_get(0).map_err(decode)?;
-    let id: SessionId = id
-        .parse()
-        .map_err(|e: session_core::InputError| DecodeError::new(e.to_string()))?;
-    let user: String = row.try_get(1).map_err(decode)?;
-    let user_id = UserId::new(user).map_err(|e| DecodeError::new(e.to_string()))?;
     let utc = |at: OffsetDateTime| at.to_offset(time::UtcOffset::UTC);
     let time = |index: usize| -> Result<OffsetDateTime, DecodeError> {
         row.try_get::<OffsetDateTime, _>(index)
@@ -423,57 +414,24 @@ fn record(row: &PgRow) -> Result<SessionRecord, DecodeError> {
             .map(|at| at.map(utc))
             .map_err(decode)
     };
-    let token_hash = |index: usize| -> Result<Option<TokenHash>, DecodeError> {
-        row.try_get::<Option<&[u8]>, _>(index)
-            .map_err(decode)?
-            .map(TokenHash::from_slice)
-            .transpose()
-            .map_err(|e| DecodeError::new(format!("stored token hash: {e}")))
-    };
-    let generation: i64 = row.try_get(7).map_err(decode)?;
-    let generation =
-        u64::try_from(generation).map_err(|_| DecodeError::new("negative generation"))?;
-    let revoked_at = opt_time(10)?;
-    let reason: Option<&str> = row.try_get(11).map_err(decode)?;
-    let revoked = match (revoked_at, reason) {
-        (Some(at), Some(reason)) => Some(Revocation {
-            at,
-            reason: reason
-                .parse()
-                .map_err(|e: session_core::InputError| DecodeError::new(e.to_string()))?,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(DecodeError::new(
-                "revoked_at and revoke_reason must be both set or both NULL",
-            ));
-        }
-    };
-    let ip: Option<&str> = row.try_get(13).map_err(decode)?;
-    let mut device = DeviceInfo::new();
-    device.user_agent = row.try_get(12).map_err(decode)?;
-    device.ip = ip
-        .map(str::parse::<IpAddr>)
-        .transpose()
-        .map_err(|e| DecodeError::new(format!("stored ip: {e}")))?;
-    device.device_name = row.try_get(14).map_err(decode)?;
-    let data: Option<String> = row.try_get(15).map_err(decode)?;
-    Ok(SessionRecord {
-        id,
-        user_id,
+    let user: String = row.try_get(1).map_err(decode)?;
+    StoredRecord {
+        id: row.try_get(0).map_err(decode)?,
+        user_id: UserId::new(user).map_err(|e| DecodeError::new(e.to_string()))?,
         created_at: time(2)?,
         last_active_at: time(3)?,
         idle_expires_at: time(4)?,
         absolute_expires_at: time(5)?,
-        token_hash: token_hash(6)?.ok_or_else(|| DecodeError::new("token_hash is NULL"))?,
-        generation,
-        previous_token_hash: token_hash(8)?,
+        token_hash: row.try_get(6).map_err(decode)?,
+        generation: row.try_get(7).map_err(decode)?,
+        previous_token_hash: row.try_get(8).map_err(decode)?,
         rotated_at: opt_time(9)?,
-        revoked,
-        device,
-        data: data
-            .map(AppData::from_json)
-            .transpose()
-            .map_err(|e| DecodeError::new(e.to_string()))?,
-    })
+        revoked_at: opt_time(10)?,
+        revoke_reason: row.try_get(11).map_err(decode)?,
+        user_agent: row.try_get(12).map_err(decode)?,
+        ip: row.try_get(13).map_err(decode)?,
+        device_name: row.try_get(14).map_err(decode)?,
+        data: row.try_get(15).map_err(decode)?,
+    }
+    .into_record()
 }
