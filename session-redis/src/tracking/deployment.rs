@@ -364,6 +364,12 @@ impl Watch {
         }
     }
 
+    /// Whether [`Watch::check`] sends a command to every tracked server (a Cluster's layout
+    /// check), so that it is also their heartbeat.
+    pub(super) fn queries_tracked(&self) -> bool {
+        matches!(self, Self::Cluster { .. })
+    }
+
     /// The Sentinel master name whose `+switch-master` announcements end the round, if the
     /// deployment is a Sentinel one.
     pub(super) fn followed_master(&self) -> Option<&str> {

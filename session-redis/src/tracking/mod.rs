@@ -301,8 +301,8 @@ fn ends_tracking(master_name: Option<&str>, push: &PushInfo) -> Option<String> {
         .then(|| "the sentinels switched to another master".to_owned())
 }
 
-/// Every `every`: a `PING` to each tracked server, then the deployment's check. Sends why to
-/// `failed` and stops at the first failure.
+/// Every `every`: a `PING` to each tracked server (unless the check queries each anyway), then
+/// the deployment's check. Sends why to `failed` and stops at the first failure.
 async fn heartbeat(
     every: Duration,
     bounds: Bounds,
@@ -316,7 +316,13 @@ async fn heartbeat(
     loop {
         ticks.tick().await;
         let mut beat = Ok(());
-        for conn in &mut tracked {
+        // A Cluster's check queries every tracked master already: no `PING` on top.
+        let pings = if watch.queries_tracked() {
+            &mut []
+        } else {
+            &mut tracked[..]
+        };
+        for conn in pings {
             beat = bounds
                 .query::<Value>(conn, &redis::cmd("PING"), "the heartbeat")
                 .await
