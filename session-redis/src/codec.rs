@@ -120,6 +120,26 @@ pub(crate) fn reason_code(reason: RevokeReason) -> Result<u8, StoreError> {
     })
 }
 
+/// The revocation stamp of a record revoked at `at` for `reason`: the reason's code, then the
+/// instant as a little-endian `i64` of microseconds. These 9 bytes lie at
+/// [`offset::REASON`]; the scripts write them there with one `SETRANGE` (`mark_revoked`).
+///
+/// # Errors
+///
+/// A reason without a code, or an instant outside [`micros`]' range.
+pub(crate) fn revocation_stamp(
+    reason: RevokeReason,
+    at: OffsetDateTime,
+) -> Result<[u8; STAMP_LEN], StoreError> {
+    let mut stamp = [0; STAMP_LEN];
+    stamp[0] = reason_code(reason)?;
+    stamp[1..].copy_from_slice(&micros(at)?.to_le_bytes());
+    Ok(stamp)
+}
+
+/// The length of a [`revocation_stamp`]: the reason's code and the revocation instant.
+pub(crate) const STAMP_LEN: usize = 9;
+
 fn reason_from_code(code: u8) -> Result<RevokeReason, StoreError> {
     RevokeReason::ALL
         .into_iter()
@@ -169,10 +189,9 @@ pub(crate) fn encode(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
     out.extend_from_slice(&micros(record.absolute_expires_at)?.to_le_bytes());
     match record.revoked {
         Some(revocation) => {
-            out.push(reason_code(revocation.reason)?);
-            out.extend_from_slice(&micros(revocation.at)?.to_le_bytes());
+            out.extend_from_slice(&revocation_stamp(revocation.reason, revocation.at)?);
         }
-        None => out.extend_from_slice(&[0; 9]),
+        None => out.extend_from_slice(&[0; STAMP_LEN]),
     }
     out.extend_from_slice(&micros(record.created_at)?.to_le_bytes());
     debug_assert_eq!(out.len(), HEADER_END);
@@ -451,6 +470,14 @@ mod tests {
         assert_eq!(at(offset::ABSOLUTE, 8), us(record.absolute_expires_at));
         assert_eq!(at(offset::REASON, 1), vec![4]);
         assert_eq!(at(offset::REVOKED, 8), us(record.revoked.unwrap().at));
+        let revocation = record.revoked.unwrap();
+        assert_eq!(
+            at(offset::REASON, STAMP_LEN),
+            revocation_stamp(revocation.reason, revocation.at)
+                .unwrap()
+                .to_vec(),
+            "the stamp the scripts write is what encode stores"
+        );
         assert_eq!(at(offset::CREATED, 8), us(record.created_at));
         assert_eq!(at(offset::HEADER_END, 2), 5_u16.to_le_bytes().to_vec());
     }
@@ -467,6 +494,7 @@ mod tests {
             ("AT_REASON", offset::REASON + 1),
             ("AT_GENERATION", offset::GENERATION + 1),
             ("HEADER_LEN", offset::HEADER_END),
+            ("STAMP_LEN", STAMP_LEN),
             (
                 "MAX_EXACT",
                 usize::try_from(MAX_EXACT).unwrap_or(usize::MAX),

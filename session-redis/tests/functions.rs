@@ -147,3 +147,81 @@ async fn a_server_without_functions_gets_scripts() {
         now + Duration::from_secs(30)
     );
 }
+
+/// The revocation stamp a revoke writes is built by the store; a call of the library with a
+/// stamp of the wrong length (a caller of another version, say) is refused before anything is
+/// written, so no record is half-marked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_revocation_stamp_writes_nothing() {
+    let server = support::Server::start(support::free_port()).await;
+    let prefix = support::fresh_prefix();
+    let store = RedisStore::connect(server.config().with_key_prefix(prefix.clone()))
+        .await
+        .unwrap();
+    let library = store.function_library().unwrap().to_owned();
+    let now = datetime!(2030-01-01 0:00 UTC);
+    let user = UserId::new("stamped").unwrap();
+    let record = support::record(&user, now, Duration::from_secs(60), Duration::from_secs(60));
+    store
+        .create(record.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    let key = support::session_key(&prefix, &record.id);
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let before: Vec<u8> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let micros = (now.unix_timestamp_nanos() / 1000).to_string();
+    for stamp in [&[1_u8][..], &[1_u8; 10][..]] {
+        let refused = redis::cmd("FCALL")
+            .arg(format!("{library}_revoke"))
+            .arg(1)
+            .arg(&key)
+            .arg(&micros)
+            .arg(stamp)
+            .query_async::<redis::Value>(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("revocation stamp"),
+            "{refused}"
+        );
+        let tag = session_core::RoutingTag::for_user(&user);
+        let refused = redis::cmd("FCALL")
+            .arg(format!("{library}_revoke_all"))
+            .arg(1)
+            .arg(support::index_key(&prefix, &user))
+            .arg(&micros)
+            .arg("")
+            .arg(stamp)
+            .arg(format!("{prefix}{{{tag}}}:s:"))
+            .query_async::<redis::Value>(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("revocation stamp"),
+            "{refused}"
+        );
+    }
+    let after: Vec<u8> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "the record is untouched");
+    let found = store.find(&record.id).await.unwrap().unwrap();
+    assert!(found.revoked.is_none());
+    // The store's own revoke still works on the record.
+    assert!(
+        store
+            .revoke(&record.id, now, session_core::RevokeReason::Logout)
+            .await
+            .unwrap()
+    );
+}

@@ -19,7 +19,10 @@
 //! commands of a new user's login (`SET NX PX` + `ZRANGE` + `ZADD` + `PEXPIRE`), of `revoke`
 //! (`GET` + `SETRANGE`), of `touch` and `rotate` (`GET` + `SET PX`, and `GET` + `SETRANGE` +
 //! `PEXPIRE` beside it), or nothing: the floor under the store's operations, without any of
-//! their logic.
+//! their logic. Two more floors add the least logic an operation of its kind needs: a
+//! compare-and-swap of 32 bytes that rebuilds the value, writes it and replies it (a rotation
+//! without the contract's checks), and a `SETRANGE` of 9 bytes behind a one-byte check (a
+//! revoke without the liveness check).
 //!
 //! Exits non-zero on any error.
 #![allow(
@@ -415,6 +418,23 @@ redis.register_function('commandstats_get_set', function(keys, args)
   redis.call('SET', keys[1], v, 'PX', 3600000)
   return 1
 end)
+redis.register_function('commandstats_cas', function(keys, args)
+  local v = redis.call('GET', keys[1])
+  if string.find(v, args[1], 18, true) ~= 18 then
+    return redis.error_reply('commandstats_cas: the compare failed, the floor would not write')
+  end
+  v = string.sub(v, 1, 17) .. args[2] .. string.sub(v, 50)
+  redis.call('SET', keys[1], v, 'PX', 3600000)
+  return {'rotated', v}
+end)
+redis.register_function('commandstats_mark', function(keys, args)
+  local v = redis.call('GET', keys[1])
+  if string.byte(v, 107) ~= string.byte(args[1], 1) then
+    return redis.error_reply('commandstats_mark: the check failed, the floor would not write')
+  end
+  redis.call('SETRANGE', keys[1], 106, args[1])
+  return 1
+end)
 ";
 
 /// The floor rows: `FCALL`s of functions that only run the commands of a new user's login (on
@@ -453,28 +473,50 @@ async fn measure_floor(
         usec,
         calls: n,
     });
-    for (name, function) in [
-        ("floor: FCALL of an empty function", "commandstats_noop"),
+    // The record-sized values are all `x`: the compare-and-swap finds its 32 bytes at the
+    // token's place, and the mark finds its byte and writes the same 9 bytes back, so every call
+    // takes the writing path.
+    let filler = |n: usize| vec![b'x'; n];
+    let floors: [(&'static str, &str, Vec<Vec<u8>>); 6] = [
+        (
+            "floor: FCALL of an empty function",
+            "commandstats_noop",
+            vec![vec![1]],
+        ),
         (
             "floor: FCALL of GET + SETRANGE, no logic (revoke's commands)",
             "commandstats_get_setrange",
+            vec![vec![1]],
         ),
         (
             "floor: FCALL of GET + SETRANGE + PEXPIRE, no logic",
             "commandstats_get_setrange_pexpire",
+            vec![vec![1]],
         ),
         (
             "floor: FCALL of GET + SET PX, no logic (touch's and rotate's commands)",
             "commandstats_get_set",
+            vec![vec![1]],
         ),
-    ] {
+        (
+            "floor: FCALL of GET, a 32-byte compare, the value rebuilt, SET PX, the value replied (a compare-and-swap without the contract's checks)",
+            "commandstats_cas",
+            vec![filler(32), filler(32)],
+        ),
+        (
+            "floor: FCALL of GET, a one-byte check, SETRANGE of 9 bytes (a revoke without the liveness check)",
+            "commandstats_mark",
+            vec![filler(9)],
+        ),
+    ];
+    for (name, function, args) in floors {
         reset(admin).await?;
         for n in 0..calls {
             redis::cmd("FCALL")
                 .arg(function)
                 .arg(1)
                 .arg(format!("{PREFIX}set:{n}"))
-                .arg(&[1_u8][..])
+                .arg(&args)
                 .query_async::<redis::Value>(admin)
                 .await
                 .map_err(BenchError::with("FCALL"))?;

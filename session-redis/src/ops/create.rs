@@ -39,7 +39,7 @@ impl Operation for Create<'_> {
             .arg(record.id.to_string())
             .arg(micros(record.expires_at())?)
             .arg(micros(record.absolute_expires_at)?)
-            .arg(&[codec::reason_code(RevokeReason::Evicted)?][..])
+            .arg(&codec::revocation_stamp(RevokeReason::Evicted, record.created_at)?[..])
             .arg(codec::encode(record)?);
         Ok(Request::Lua(LuaOp::Create, call))
     }

@@ -29,7 +29,7 @@ impl Operation for Revoke<'_> {
         let mut call = Call::default();
         call.key(keys.session(self.id))
             .arg(micros(self.now)?)
-            .arg(&[codec::reason_code(self.reason)?][..]);
+            .arg(&codec::revocation_stamp(self.reason, self.now)?[..]);
         Ok(Request::Lua(LuaOp::Revoke, call))
     }
 

@@ -32,7 +32,7 @@ impl Operation for RevokeAll<'_> {
         call.key(keys.user_index(self.user))
             .arg(micros(self.now)?)
             .arg(self.keep.map(ToString::to_string).unwrap_or_default())
-            .arg(&[codec::reason_code(self.reason)?][..])
+            .arg(&codec::revocation_stamp(self.reason, self.now)?[..])
             .arg(keys.session_prefix(RoutingTag::for_user(self.user)));
         Ok(Request::Lua(LuaOp::RevokeAll, call))
     }

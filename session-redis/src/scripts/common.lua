@@ -13,6 +13,8 @@ local AT_GENERATION = 91
 local AT_ABSOLUTE = 99
 local AT_REASON = 107
 local HEADER_LEN = 123
+-- A revocation stamp: the reason's one-byte code and the revocation instant, at AT_REASON.
+local STAMP_LEN = 9
 -- Integers a Lua number holds exactly are below this (2^53).
 local MAX_EXACT = 9007199254740992
 -- The rotation flags a rotation sets: a previous token hash and a rotation instant.
@@ -44,10 +46,12 @@ local function read_value(key)
 end
 
 -- The state of a record at `now`, from `v`, its value as read_value or walk_index read it, and
--- the record's absolute expiry:
+-- the record's absolute expiry and generation:
 --   'gone'     no such key (dropped at its TTL, or deleted)
 --   'damaged'  the key holds something else than a record of this format
 --   'revoked', 'expired' (at `now`) or 'live'
+-- The generation, the absolute expiry and the revocation reason are contiguous: one unpack reads
+-- them; the idle expiry is read only when the rest leaves the record live.
 local function record_state(v, now)
   if v == GONE then
     return 'gone'
@@ -55,20 +59,27 @@ local function record_state(v, now)
   if v == NOT_STRING or #v < HEADER_LEN or string.byte(v, 1) ~= VERSION then
     return 'damaged'
   end
-  local idle = struct.unpack('<i8', v, AT_IDLE)
-  local absolute = struct.unpack('<i8', v, AT_ABSOLUTE)
-  if string.byte(v, AT_REASON) ~= 0 then
-    return 'revoked', absolute
+  local generation, absolute, reason = struct.unpack('<I8i8B', v, AT_GENERATION)
+  if reason ~= 0 then
+    return 'revoked', absolute, generation
   end
-  if now < math.min(idle, absolute) then
-    return 'live', absolute
+  if now < absolute and now < struct.unpack('<i8', v, AT_IDLE) then
+    return 'live', absolute, generation
   end
-  return 'expired', absolute
+  return 'expired', absolute, generation
 end
 
--- Marks the record at `key` revoked at `now` for the reason whose one-byte code is `code`.
-local function mark_revoked(key, code, now)
-  redis.call('SETRANGE', key, AT_REASON - 1, code .. struct.pack('<i8', now))
+-- Marks the record at `key` revoked: `stamp` is its revocation stamp (STAMP_LEN bytes, built by
+-- the caller, see codec.rs: the reason's one-byte code, then the instant), written over the
+-- reason and the revocation instant. Every operation that takes a stamp checks its length
+-- with valid_stamp before it writes anything.
+local function mark_revoked(key, stamp)
+  redis.call('SETRANGE', key, AT_REASON - 1, stamp)
+end
+
+-- Whether `stamp` has the length of a revocation stamp.
+local function valid_stamp(stamp)
+  return #stamp == STAMP_LEN
 end
 
 -- Index entries read (MGET) or removed (ZREM) by one command of walk_index.

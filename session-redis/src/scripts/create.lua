@@ -3,7 +3,7 @@
 -- ARGV[1] created_at (the `now` of the cap), ARGV[2] cap (0: none), ARGV[3] 'evict' | 'reject'
 -- ARGV[4] session key prefix of the user's slot, ARGV[5] the session id
 -- ARGV[6] the record's expiry, ARGV[7] its absolute expiry (the index's TTL floor)
--- ARGV[8] the eviction reason's one-byte code, ARGV[9] the record (see codec.rs)
+-- ARGV[8] the eviction's revocation stamp (see mark_revoked), ARGV[9] the record (see codec.rs)
 -- Reply: {'exists'} | {'limit'} | {'created', evicted ids oldest first...}
 --
 -- With a cap, the whole index is read: the live sessions are counted exactly. Without one,
@@ -16,6 +16,9 @@
 local PRUNE_BATCH = 64
 
 local function create(KEYS, ARGV)
+  if not valid_stamp(ARGV[8]) then
+    return redis.error_reply('create: the revocation stamp is not ' .. STAMP_LEN .. ' bytes')
+  end
   local now = tonumber(ARGV[1])
   local cap = tonumber(ARGV[2])
   local reject = cap > 0 and ARGV[3] == 'reject'
@@ -48,7 +51,7 @@ local function create(KEYS, ARGV)
       end
       local evicted = {}
       for n = 1, #live - cap + 1 do
-        mark_revoked(ARGV[4] .. live[n], ARGV[8], now)
+        mark_revoked(ARGV[4] .. live[n], ARGV[8])
         evicted[n] = live[n]
         reply[#reply + 1] = live[n]
       end

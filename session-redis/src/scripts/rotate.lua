@@ -1,35 +1,37 @@
 -- rotate: compare-and-swap of the token hash on a live session.
 -- KEYS[1] the session's key
--- ARGV[1] now, ARGV[2] presented hash, ARGV[3] next hash (32 bytes), ARGV[4] the new idle expiry,
--- ARGV[5] the new device fields ('' to keep the stored ones): the tail flags byte with only the
--- device bits, then the fields (see codec.rs, encode_device)
+-- ARGV[1] now, ARGV[2] presented hash, ARGV[3] next hash (both 32 bytes), ARGV[4] the new idle
+-- expiry, ARGV[5] the new device fields ('' to keep the stored ones): the tail flags byte with
+-- only the device bits, then the fields (see codec.rs, encode_device)
 -- Reply: {'missing'} | {'damaged'} | {'rotated', record} | {'rejected', record}
 -- (the record as it stands after the call, see codec.rs)
 -- The value and its TTL are written with one SET.
 local function rotate(KEYS, ARGV)
-  if #ARGV[3] ~= 32 then
-    return redis.error_reply('rotate: the next token hash is not 32 bytes')
+  local presented, next_hash = ARGV[2], ARGV[3]
+  if #presented ~= 32 or #next_hash ~= 32 then
+    return redis.error_reply('rotate: a token hash is not 32 bytes')
   end
   local v = read_value(KEYS[1])
   local now = tonumber(ARGV[1])
-  local state, absolute = record_state(v, now)
+  local state, absolute, generation = record_state(v, now)
   if state == 'gone' then
     return {'missing'}
   end
   if state == 'damaged' then
     return {'damaged'}
   end
-  local current = string.sub(v, AT_TOKEN, AT_TOKEN + 31)
-  if state == 'live' and current == ARGV[2] then
+  -- A plain search from the token's position starts there only if the token is the presented
+  -- hash (no substring is made to compare).
+  if state == 'live' and string.find(v, presented, AT_TOKEN, true) == AT_TOKEN then
     local idle = math.min(tonumber(ARGV[4]), absolute)
-    local generation = struct.unpack('<I8', v, AT_GENERATION) + 1
+    generation = generation + 1
     if generation >= MAX_EXACT then
       return redis.error_reply('rotate: the generation cannot grow further; nothing was written')
     end
-    -- Idle expiry, last active, token, flags, previous token, rotated at, generation: contiguous.
-    local patch = struct.pack('<i8i8', idle, now) .. ARGV[3] .. ROTATED_FLAGS .. current
-      .. struct.pack('<i8I8', now, generation)
-    local rotated = string.sub(v, 1, AT_IDLE - 1) .. patch .. string.sub(v, AT_IDLE + #patch)
+    -- Version, idle expiry, last active, token, flags, previous token, rotated at, generation:
+    -- the header up to the absolute expiry, packed in one go; the rest is kept.
+    local rotated = struct.pack('<Bi8i8c0c0c0i8I8', VERSION, idle, now, next_hash, ROTATED_FLAGS,
+      presented, now, generation) .. string.sub(v, AT_ABSOLUTE)
     if ARGV[5] == '' then
       redis.call('SET', KEYS[1], rotated, 'PX', ttl_ms(idle, now))
       return {'rotated', rotated}

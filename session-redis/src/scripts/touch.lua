@@ -12,9 +12,8 @@ local function touch(KEYS, ARGV)
     return 0
   end
   local idle = math.min(tonumber(ARGV[2]), absolute)
-  -- Idle expiry and last active are contiguous; value and TTL go in one SET.
-  local patch = struct.pack('<i8i8', idle, now)
-  redis.call('SET', KEYS[1], string.sub(v, 1, AT_IDLE - 1) .. patch
-    .. string.sub(v, AT_IDLE + #patch), 'PX', ttl_ms(idle, now))
+  -- Version, idle expiry and last active lead the record; value and TTL go in one SET.
+  redis.call('SET', KEYS[1], struct.pack('<Bi8i8', VERSION, idle, now) .. string.sub(v, AT_TOKEN),
+    'PX', ttl_ms(idle, now))
   return 1
 end
