@@ -1,8 +1,13 @@
-//! Where PostgreSQL validate and login spend their time, layer by layer, at 16 tasks in one
-//! run. Validate: the tower-sessions peer's `load`, its statement alone through its sqlx (0.8)
-//! pool and through ours (sqlx 0.9), our `find` statement alone (no decoding), `DbStore::find`
-//! (decoding) and `SessionManager::validate`. Login: the peer's `create`, `DbStore::create`
-//! without and with the default cap, and `SessionManager::login`.
+//! Where PostgreSQL validate, login and refresh spend their time, layer by layer, at 16 tasks
+//! in one run. Validate: the tower-sessions peer's `load`, its statement alone through its sqlx
+//! (0.8) pool and through ours (sqlx 0.9), our `find` statement alone (no decoding),
+//! `DbStore::find` (decoding) and `SessionManager::validate`. Login: the peer's `create`,
+//! `DbStore::create` without and with the default cap, and `SessionManager::login`. Refresh:
+//! the peer's `save` (its upsert), the upsert alone on either sqlx, our rotation's
+//! `UPDATE … RETURNING` alone on either sqlx (no decoding), `DbStore::rotate` and
+//! `SessionManager::refresh`. The bare rotations present the stored hash as the next one too, so
+//! every call takes the writing path and the row stays rotatable; each task refreshes sessions
+//! of its own.
 //!
 //! ```text
 //! cargo run --release -p session-benches --bin pg_validate [-- --seconds 2 --tasks 16]
@@ -14,15 +19,15 @@
 )]
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sea_orm::sqlx as sqlx9;
 use session_benches::{BenchError, Servers, bench_config};
 use session_core::{
-    Clock as _, DeviceInfo, LimitMode, LoginRequest, RefreshToken, SessionId, SessionLimit,
-    SessionManager, SessionRecord, SessionStore, SystemClock, UserId,
+    Clock as _, DeviceInfo, LimitMode, LoginRequest, RefreshToken, Rotation, SessionId,
+    SessionLimit, SessionManager, SessionRecord, SessionStore, SystemClock, TokenHash, UserId,
 };
 use session_db::{DbConfig, DbStore};
 use tower_sessions::session::{Id, Record};
@@ -162,6 +167,110 @@ fn pick<T: Clone>(items: &[T], task: usize, n: u64) -> T {
     items.get(at).cloned().unwrap_or_else(|| unreachable!())
 }
 
+/// The `n`th session task `task` of `tasks` refreshes: each task cycles through sessions of its
+/// own (`task`, `task + tasks`, ...), so no two tasks ever rotate one session.
+fn owned<T: Clone>(items: &[T], tasks: usize, task: usize, n: u64) -> T {
+    let per_task = (items.len() / tasks.max(1)).max(1);
+    let at = task + tasks * (usize::try_from(n).unwrap_or(0) % per_task);
+    items
+        .get(at % items.len())
+        .cloned()
+        .unwrap_or_else(|| unreachable!())
+}
+
+/// Sessions by id, each with the bytes a bare write binds for it.
+type Rows = Arc<Vec<(String, Vec<u8>)>>;
+
+/// One bare statement of a refresh, on either sqlx: the peer's upsert (`id`, data, expiry) or
+/// our rotation (the hash as presented and next, `now`, the idle expiry, `id`), run for the
+/// sessions of `keys`: each id with its stored data (the peer's) or token hash (ours), each task
+/// on sessions of its own.
+enum Write<'a> {
+    PeerV8(&'a sqlx8::PgPool, &'a str),
+    PeerV9(&'a sqlx9::PgPool, &'a str),
+    OursV8(&'a sqlx8::PgPool, &'a str),
+    OursV9(&'a sqlx9::PgPool, &'a str),
+}
+
+impl Write<'_> {
+    async fn rate(&self, tasks: usize, seconds: Duration, keys: &Rows) -> Result<f64, BenchError> {
+        let keys = Arc::clone(keys);
+        let fail = |what: &'static str| {
+            move |e: &dyn std::error::Error| BenchError::new(what, e.to_string())
+        };
+        match *self {
+            Self::PeerV8(pool, sql) | Self::OursV8(pool, sql) => {
+                let ours = matches!(self, Self::OursV8(..));
+                let (pool, sql) = (pool.clone(), Arc::new(sql.to_owned()));
+                rate(tasks, seconds, move |t, n| {
+                    let (pool, sql) = (pool.clone(), Arc::clone(&sql));
+                    let (id, bytes) = owned(&keys, tasks, t, n);
+                    async move {
+                        let now = SystemClock.now();
+                        let query = sqlx8::query(&sql);
+                        let query = if ours {
+                            query
+                                .bind(bytes.clone())
+                                .bind(now)
+                                .bind(now + time::Duration::days(1))
+                                .bind(id)
+                                .bind(bytes)
+                        } else {
+                            query
+                                .bind(id)
+                                .bind(bytes)
+                                .bind(now + time::Duration::hours(1))
+                        };
+                        let row = query
+                            .fetch_optional(&pool)
+                            .await
+                            .map_err(|e| fail("sqlx 0.8 write")(&e))?;
+                        if ours && row.is_none() {
+                            return Err(BenchError::new("rotate", "the swap matched no row"));
+                        }
+                        Ok(())
+                    }
+                })
+                .await
+            }
+            Self::PeerV9(pool, sql) | Self::OursV9(pool, sql) => {
+                let ours = matches!(self, Self::OursV9(..));
+                let (pool, sql) = (pool.clone(), Arc::new(sql.to_owned()));
+                rate(tasks, seconds, move |t, n| {
+                    let (pool, sql) = (pool.clone(), Arc::clone(&sql));
+                    let (id, bytes) = owned(&keys, tasks, t, n);
+                    async move {
+                        let now = SystemClock.now();
+                        let query = sqlx9::query(sqlx9::AssertSqlSafe(sql.as_str().to_owned()));
+                        let query = if ours {
+                            query
+                                .bind(bytes.clone())
+                                .bind(now)
+                                .bind(now + time::Duration::days(1))
+                                .bind(id)
+                                .bind(bytes)
+                        } else {
+                            query
+                                .bind(id)
+                                .bind(bytes)
+                                .bind(now + time::Duration::hours(1))
+                        };
+                        let row = query
+                            .fetch_optional(&pool)
+                            .await
+                            .map_err(|e| fail("sqlx 0.9 write")(&e))?;
+                        if ours && row.is_none() {
+                            return Err(BenchError::new("rotate", "the swap matched no row"));
+                        }
+                        Ok(())
+                    }
+                })
+                .await
+            }
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), BenchError> {
     let mut args = std::env::args().skip(1);
@@ -201,6 +310,7 @@ async fn main() -> Result<(), BenchError> {
         SessionManager::new(Arc::clone(&store), bench_config()).map_err(|e| ctx("manager")(&e))?,
     );
     let mut ids: Vec<SessionId> = Vec::with_capacity(SESSIONS);
+    let mut tokens = Vec::with_capacity(SESSIONS);
     for n in 0..SESSIONS {
         let user = UserId::new(format!("split-{n}")).map_err(|e| ctx("user")(&e))?;
         let login = manager
@@ -208,8 +318,10 @@ async fn main() -> Result<(), BenchError> {
             .await
             .map_err(|e| ctx("login")(&e))?;
         ids.push(login.session.id);
+        tokens.push(Arc::new(Mutex::new(login.token.expose_secret().to_owned())));
     }
     let ids = Arc::new(ids);
+    let tokens = Arc::new(tokens);
 
     // The peer.
     let pool8 = sqlx8::postgres::PgPoolOptions::new()
@@ -245,6 +357,21 @@ async fn main() -> Result<(), BenchError> {
         "SELECT id, user_id, created_at, last_active_at, idle_expires_at, absolute_expires_at, \
          token_hash, generation, previous_token_hash, rotated_at, revoked_at, revoke_reason, \
          user_agent, ip, device_name, data FROM \"{TABLE}\" WHERE id = $1"
+    );
+
+    let upsert_sql = format!(
+        "insert into \"tower_sessions\".\"{PEER_TABLE}\" (id, data, expiry_date) values ($1, $2, $3) \
+         on conflict(id) do update set data = excluded.data, expiry_date = excluded.expiry_date"
+    );
+    let rotate_sql = format!(
+        "UPDATE \"{TABLE}\" SET previous_token_hash = token_hash, token_hash = $1, \
+         generation = generation + 1, rotated_at = $2, last_active_at = $2, \
+         idle_expires_at = LEAST($3, absolute_expires_at), \
+         expires_at = LEAST($3, absolute_expires_at) \
+         WHERE id = $4 AND token_hash = $5 AND revoked_at IS NULL AND expires_at > $2 \
+         AND generation < 9223372036854775807 RETURNING id, user_id, created_at, last_active_at, \
+         idle_expires_at, absolute_expires_at, token_hash, generation, previous_token_hash, \
+         rotated_at, revoked_at, revoke_reason, user_agent, ip, device_name, data"
     );
 
     let mut rows: Vec<(&str, f64)> = Vec::new();
@@ -378,6 +505,132 @@ async fn main() -> Result<(), BenchError> {
                         .await
                         .map(drop)
                         .map_err(|e| BenchError::new("login", e))
+                }
+            })
+            .await?,
+        ));
+        // Refresh. The stored hashes as they stand now (the previous round's refreshes moved
+        // them), the peer's ids with its data.
+        let mut hashes = Vec::with_capacity(SESSIONS);
+        for id in ids.iter() {
+            let record = store
+                .find(id)
+                .await
+                .map_err(|e| ctx("find")(&e))?
+                .ok_or_else(|| BenchError::new("find", "a session is gone"))?;
+            hashes.push((id.to_string(), record.token_hash.as_bytes().to_vec()));
+        }
+        let ours_keys = Arc::new(hashes);
+        // The peer's rows as its `save` wrote them (its encoding of the whole record), so the
+        // bare upserts store what `load` reads back.
+        let mut peer_rows = Vec::with_capacity(SESSIONS);
+        for id in peer_ids.iter() {
+            let data: Vec<u8> = sqlx8::query_scalar(&format!(
+                "select data from \"tower_sessions\".\"{PEER_TABLE}\" where id = $1"
+            ))
+            .bind(id.to_string())
+            .fetch_one(&pool8)
+            .await
+            .map_err(|e| ctx("peer row")(&e))?;
+            peer_rows.push((id.to_string(), data));
+        }
+        let peer_keys = Arc::new(peer_rows);
+        let (p, pid) = (Arc::clone(&peer), Arc::clone(&peer_ids));
+        rows.push((
+            "peer save (sqlx 0.8, encode, upsert)",
+            rate(tasks, seconds, move |t, n| {
+                let (p, id) = (Arc::clone(&p), owned(&pid, tasks, t, n));
+                async move {
+                    let record = Record {
+                        id,
+                        data: std::collections::HashMap::from([(
+                            "user".to_owned(),
+                            serde_json::Value::String("split".to_owned()),
+                        )]),
+                        expiry_date: SystemClock.now() + time::Duration::hours(1),
+                    };
+                    p.save(&record)
+                        .await
+                        .map_err(|e| BenchError::new("peer save", e))
+                }
+            })
+            .await?,
+        ));
+        let writes: [(&str, Write<'_>, &Rows); 4] = [
+            (
+                "peer upsert on sqlx 0.8",
+                Write::PeerV8(&pool8, &upsert_sql),
+                &peer_keys,
+            ),
+            (
+                "peer upsert on sqlx 0.9",
+                Write::PeerV9(&ours9, &upsert_sql),
+                &peer_keys,
+            ),
+            (
+                "our rotation statement on sqlx 0.9, no decode",
+                Write::OursV9(&ours9, &rotate_sql),
+                &ours_keys,
+            ),
+            (
+                "our rotation statement on sqlx 0.8, no decode",
+                Write::OursV8(&pool8, &rotate_sql),
+                &ours_keys,
+            ),
+        ];
+        for (name, write, keys) in writes {
+            rows.push((name, write.rate(tasks, seconds, keys).await?));
+        }
+        let (s, oid, keys) = (Arc::clone(&store), Arc::clone(&ids), Arc::clone(&ours_keys));
+        rows.push((
+            "DbStore::rotate (decoding)",
+            rate(tasks, seconds, move |t, n| {
+                let s = Arc::clone(&s);
+                let id = owned(&oid, tasks, t, n);
+                let (_, hash) = owned(&keys, tasks, t, n);
+                async move {
+                    let hash: [u8; 32] = hash
+                        .try_into()
+                        .map_err(|_| BenchError::new("rotate", "a stored hash is not 32 bytes"))?;
+                    let now = SystemClock.now();
+                    let outcome = s
+                        .rotate(Rotation {
+                            id,
+                            presented: TokenHash::from_bytes(hash),
+                            next: TokenHash::from_bytes(hash),
+                            now,
+                            idle_expires_at: now + time::Duration::days(1),
+                            device: None,
+                        })
+                        .await
+                        .map_err(|e| BenchError::new("rotate", e))?;
+                    match outcome {
+                        session_core::RotateOutcome::Rotated(_) => Ok(()),
+                        other => Err(BenchError::new("rotate", format!("{other:?}"))),
+                    }
+                }
+            })
+            .await?,
+        ));
+        let (m, tok) = (Arc::clone(&manager), Arc::clone(&tokens));
+        rows.push((
+            "SessionManager::refresh",
+            rate(tasks, seconds, move |t, n| {
+                let (m, token) = (Arc::clone(&m), owned(&tok, tasks, t, n));
+                async move {
+                    let presented = token
+                        .lock()
+                        .map_err(|_| BenchError::new("refresh", "a token lock is poisoned"))?
+                        .clone();
+                    let refreshed = m
+                        .refresh(&presented)
+                        .await
+                        .map_err(|e| BenchError::new("refresh", e))?;
+                    *token
+                        .lock()
+                        .map_err(|_| BenchError::new("refresh", "a token lock is poisoned"))? =
+                        refreshed.token.expose_secret().to_owned();
+                    Ok(())
                 }
             })
             .await?,
