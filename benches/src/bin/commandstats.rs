@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p session-benches --bin commandstats -- \
-//!     [--calls N] [--url redis://127.0.0.1:6379/] [--modes functions,scripts]
+//!     [--calls N] [--url redis://127.0.0.1:6379/] [--modes functions,scripts] [--rate-seconds 2]
 //! ```
 //!
 //! Without `--url` it starts its own `redis-server` (no persistence) on a spare loopback port
@@ -24,6 +24,12 @@
 //! without the contract's checks), and a `SETRANGE` of 9 bytes behind a one-byte check (a
 //! revoke without the liveness check).
 //!
+//! Then, with the functions mode, throughput at 16 tasks over one multiplexed connection, rows
+//! back to back in two rounds of `--rate-seconds` each (0 leaves them out): a bare `SET` of a
+//! record-sized value (the peer's refresh), the bare compare-and-swap, and `RedisStore::rotate`
+//! (our refresh's store call): what a saturated server allows an atomic rotation against a
+//! blind write.
+//!
 //! Exits non-zero on any error.
 #![allow(
     clippy::print_stdout,
@@ -33,14 +39,15 @@
 
 use std::num::NonZeroU32;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use session_benches::BenchError;
+use session_benches::{BenchError, ops_per_second};
 use session_core::time::OffsetDateTime;
 use session_core::{
-    Clock, DeviceInfo, LimitMode, RefreshToken, RevokeReason, Rotation, SessionId, SessionLimit,
-    SessionRecord, SessionStore, SystemClock, TokenHash, UserId,
+    Clock, DeviceInfo, LimitMode, RefreshToken, RevokeReason, RotateOutcome, Rotation, SessionId,
+    SessionLimit, SessionRecord, SessionStore, SystemClock, TokenHash, UserId,
 };
 use session_redis::{RedisConfig, RedisStore};
 
@@ -53,6 +60,7 @@ struct Args {
     calls: usize,
     url: Option<String>,
     modes: Vec<bool>,
+    rate_seconds: u64,
 }
 
 fn parse_args() -> Result<Args, BenchError> {
@@ -60,6 +68,7 @@ fn parse_args() -> Result<Args, BenchError> {
         calls: 10_000,
         url: None,
         modes: vec![true, false],
+        rate_seconds: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +81,11 @@ fn parse_args() -> Result<Args, BenchError> {
                 args.calls = value()?.parse().map_err(BenchError::with("--calls"))?;
             }
             "--url" => args.url = Some(value()?),
+            "--rate-seconds" => {
+                args.rate_seconds = value()?
+                    .parse()
+                    .map_err(BenchError::with("--rate-seconds"))?;
+            }
             "--modes" => {
                 args.modes = value()?
                     .split(',')
@@ -538,6 +552,151 @@ async fn measure_floor(
     Ok(rows)
 }
 
+/// Sessions (and record-sized keys) the throughput rows cycle through.
+const RATE_KEYS: usize = 1_000;
+/// Tasks of the throughput rows, as the harness's 16-task rows.
+const RATE_TASKS: usize = 16;
+
+/// Throughput at [`RATE_TASKS`] tasks, each row back to back, over one multiplexed connection
+/// each (as the harness's limit): a bare `SET` of a record-sized value (what the peer's refresh
+/// sends), an `FCALL` of the bare compare-and-swap floor, and `RedisStore::rotate` (our
+/// refresh's one store call, presenting the stored hash as the next one too, so every call
+/// writes). `rounds` rounds of `seconds` per row; ops/s per row and round.
+async fn measure_rates(
+    url: &str,
+    admin: &mut MultiplexedConnection,
+    len: usize,
+    seconds: Duration,
+    rounds: usize,
+) -> Result<Vec<(&'static str, Vec<f64>)>, BenchError> {
+    redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(FLOOR_LIBRARY)
+        .query_async::<String>(admin)
+        .await
+        .map_err(BenchError::with("FUNCTION LOAD"))?;
+    let client = redis::Client::open(url).map_err(BenchError::with("client"))?;
+    let conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(BenchError::with("connect"))?;
+    let value = Arc::new(vec![b'x'; len]);
+    let keys: Arc<Vec<String>> = Arc::new(
+        (0..RATE_KEYS)
+            .map(|n| format!("{PREFIX}rate:{n}"))
+            .collect(),
+    );
+    for key in keys.iter() {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value.as_slice())
+            .query_async::<()>(admin)
+            .await
+            .map_err(BenchError::with("SET"))?;
+    }
+    let store = Arc::new(
+        RedisStore::connect(RedisConfig::from_url(url).with_key_prefix(format!("{PREFIX}rate:")))
+            .await
+            .map_err(BenchError::with("connect"))?,
+    );
+    let now = SystemClock.now();
+    let mut held = Vec::with_capacity(RATE_KEYS);
+    for n in 0..RATE_KEYS {
+        let user = UserId::new(format!("rate-{n}")).map_err(BenchError::with("user"))?;
+        let record = record(&user, now)?;
+        store
+            .create(record.clone(), SessionLimit::UNLIMITED)
+            .await
+            .map_err(BenchError::with("create"))?;
+        held.push((record.id, record.token_hash));
+    }
+    let held = Arc::new(held);
+    let pick =
+        |task: usize, n: u64| (usize::try_from(n).unwrap_or(0) * RATE_TASKS + task) % RATE_KEYS;
+    let token = Arc::new(vec![b'x'; 32]);
+    let mut rows: Vec<(&'static str, Vec<f64>)> = vec![
+        (
+            "SET of a record-sized value (the peer's refresh)",
+            Vec::new(),
+        ),
+        (
+            "FCALL of the bare compare-and-swap (the floor above)",
+            Vec::new(),
+        ),
+        ("RedisStore::rotate (our refresh's store call)", Vec::new()),
+    ];
+    for _ in 0..rounds {
+        let (c, k, v) = (conn.clone(), Arc::clone(&keys), Arc::clone(&value));
+        let set = ops_per_second(RATE_TASKS, seconds, move |t, n| {
+            let (mut c, key, v) = (c.clone(), k.get(pick(t, n)).cloned(), Arc::clone(&v));
+            async move {
+                let key = key.ok_or_else(|| BenchError::new("pick", "no such key"))?;
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(v.as_slice())
+                    .query_async::<()>(&mut c)
+                    .await
+                    .map_err(BenchError::with("SET"))
+            }
+        })
+        .await?;
+        let (c, k, tk) = (conn.clone(), Arc::clone(&keys), Arc::clone(&token));
+        let cas = ops_per_second(RATE_TASKS, seconds, move |t, n| {
+            let (mut c, key, tk) = (c.clone(), k.get(pick(t, n)).cloned(), Arc::clone(&tk));
+            async move {
+                let key = key.ok_or_else(|| BenchError::new("pick", "no such key"))?;
+                redis::cmd("FCALL")
+                    .arg("commandstats_cas")
+                    .arg(1)
+                    .arg(key)
+                    .arg(tk.as_slice())
+                    .arg(tk.as_slice())
+                    .query_async::<redis::Value>(&mut c)
+                    .await
+                    .map(drop)
+                    .map_err(BenchError::with("FCALL"))
+            }
+        })
+        .await?;
+        let (s, h) = (Arc::clone(&store), Arc::clone(&held));
+        let rotate = ops_per_second(RATE_TASKS, seconds, move |t, n| {
+            let (s, session) = (Arc::clone(&s), h.get(pick(t, n)).copied());
+            async move {
+                let (id, hash) =
+                    session.ok_or_else(|| BenchError::new("pick", "no such session"))?;
+                let now = SystemClock.now();
+                match s
+                    .rotate(Rotation {
+                        id,
+                        presented: hash,
+                        next: hash,
+                        now,
+                        idle_expires_at: now + Duration::from_secs(3600),
+                        device: None,
+                    })
+                    .await
+                    .map_err(BenchError::with("rotate"))?
+                {
+                    RotateOutcome::Rotated(_) => Ok(()),
+                    other => Err(BenchError::new("rotate", format!("{other:?}"))),
+                }
+            }
+        })
+        .await?;
+        for (row, rate) in rows.iter_mut().zip([set, cas, rotate]) {
+            row.1.push(rate);
+        }
+    }
+    redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("commandstats_floor")
+        .query_async::<()>(admin)
+        .await
+        .map_err(BenchError::with("FUNCTION DELETE"))?;
+    Ok(rows)
+}
+
 async fn scrub(admin: &mut MultiplexedConnection) -> Result<(), BenchError> {
     let mut cursor = 0_u64;
     loop {
@@ -600,6 +759,18 @@ async fn run(args: Args) -> Result<(), BenchError> {
     } else {
         Vec::new()
     };
+    let rates = if args.modes.contains(&true) && args.rate_seconds > 0 {
+        measure_rates(
+            &url,
+            &mut admin,
+            len,
+            Duration::from_secs(args.rate_seconds),
+            2,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     scrub(&mut admin).await?;
 
     println!(
@@ -635,10 +806,26 @@ async fn run(args: Args) -> Result<(), BenchError> {
             row.usec / set.usec
         );
     }
+    if let Some(set) = rates.first().map(|(_, r)| r.clone()) {
+        println!(
+            "\nThroughput at {RATE_TASKS} tasks ({}s per row, rows back to back, two rounds; × SET of the same round)\n",
+            args.rate_seconds
+        );
+        println!("| row | round 1 ops/s | × SET | round 2 ops/s | × SET |");
+        println!("|---|---:|---:|---:|---:|");
+        for (name, rate) in &rates {
+            let cells: Vec<String> = rate
+                .iter()
+                .zip(&set)
+                .map(|(r, s)| format!("{r:.0} | {:.2}", r / s))
+                .collect();
+            println!("| {name} | {} |", cells.join(" | "));
+        }
+    }
     Ok(())
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,

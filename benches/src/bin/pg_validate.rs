@@ -21,10 +21,10 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sea_orm::sqlx as sqlx9;
-use session_benches::{BenchError, Servers, bench_config};
+use session_benches::{BenchError, Servers, bench_config, ops_per_second as rate};
 use session_core::{
     Clock as _, DeviceInfo, LimitMode, LoginRequest, RefreshToken, Rotation, SessionId,
     SessionLimit, SessionManager, SessionRecord, SessionStore, SystemClock, TokenHash, UserId,
@@ -38,35 +38,6 @@ use tower_sessions_sqlx_store::sqlx as sqlx8;
 const TABLE: &str = "bench_pgsplit";
 const PEER_TABLE: &str = "bench_pgsplit_peer";
 const SESSIONS: usize = 1_000;
-
-/// Runs `op(task, n)` on `tasks` tasks for `seconds`; operations per second.
-async fn rate<F, Fut>(tasks: usize, seconds: Duration, op: F) -> Result<f64, BenchError>
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), BenchError>> + Send,
-{
-    let op = Arc::new(op);
-    let done = Arc::new(AtomicU64::new(0));
-    let until = Instant::now() + seconds;
-    let mut handles = Vec::new();
-    for task in 0..tasks {
-        let (op, done) = (Arc::clone(&op), Arc::clone(&done));
-        handles.push(tokio::spawn(async move {
-            let mut n = 0_u64;
-            while Instant::now() < until {
-                op(task, n).await?;
-                n += 1;
-            }
-            done.fetch_add(n, Ordering::Relaxed);
-            Ok::<(), BenchError>(())
-        }));
-    }
-    for handle in handles {
-        handle.await.map_err(|e| BenchError::new("task", e))??;
-    }
-    #[allow(clippy::cast_precision_loss, reason = "a rate")]
-    Ok(done.load(Ordering::Relaxed) as f64 / seconds.as_secs_f64())
-}
 
 /// A new session record of a new user named `user`, as a login makes it.
 fn new_record(user: &str) -> Result<SessionRecord, BenchError> {
