@@ -26,9 +26,9 @@
 //!
 //! Then, with the functions mode, throughput at 16 tasks over one multiplexed connection, rows
 //! back to back in two rounds of `--rate-seconds` each (0 leaves them out): a bare `SET` of a
-//! record-sized value (the peer's refresh), the bare compare-and-swap, and `RedisStore::rotate`
-//! (our refresh's store call): what a saturated server allows an atomic rotation against a
-//! blind write.
+//! record-sized value (the peer's refresh), the bare compare-and-swap, the bare check-and-mark,
+//! a login's commands alone, `RedisStore::rotate` and `RedisStore::create` (our refresh's and
+//! login's store calls): what a busy server allows each kind of operation against a blind write.
 //!
 //! Exits non-zero on any error.
 #![allow(
@@ -37,9 +37,12 @@
     reason = "a command-line report: printing is its purpose"
 )]
 
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -552,16 +555,24 @@ async fn measure_floor(
     Ok(rows)
 }
 
+/// One operation of a throughput row: `op(task, n)`.
+type RateOp = Arc<
+    dyn Fn(usize, u64) -> Pin<Box<dyn Future<Output = Result<(), BenchError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Sessions (and record-sized keys) the throughput rows cycle through.
 const RATE_KEYS: usize = 1_000;
 /// Tasks of the throughput rows, as the harness's 16-task rows.
 const RATE_TASKS: usize = 16;
 
-/// Throughput at [`RATE_TASKS`] tasks, each row back to back, over one multiplexed connection
-/// each (as the harness's limit): a bare `SET` of a record-sized value (what the peer's refresh
-/// sends), an `FCALL` of the bare compare-and-swap floor, and `RedisStore::rotate` (our
-/// refresh's one store call, presenting the stored hash as the next one too, so every call
-/// writes). `rounds` rounds of `seconds` per row; ops/s per row and round.
+/// Throughput at [`RATE_TASKS`] tasks, rows back to back, over one multiplexed connection (as
+/// the harness's limit): a bare `SET` of a record-sized value (what the peer's refresh sends),
+/// `FCALL`s of the bare compare-and-swap, of the bare check-and-mark and of a login's commands
+/// alone, then `RedisStore::rotate` (our refresh's one store call, presenting the stored hash as
+/// the next one too, so every call writes) and `RedisStore::create` with the default cap (a
+/// login's). `rounds` rounds of `seconds` per row; ops/s per row and round.
 async fn measure_rates(
     url: &str,
     admin: &mut MultiplexedConnection,
@@ -615,22 +626,19 @@ async fn measure_rates(
     let pick =
         |task: usize, n: u64| (usize::try_from(n).unwrap_or(0) * RATE_TASKS + task) % RATE_KEYS;
     let token = Arc::new(vec![b'x'; 32]);
-    let mut rows: Vec<(&'static str, Vec<f64>)> = vec![
-        (
-            "SET of a record-sized value (the peer's refresh)",
-            Vec::new(),
-        ),
-        (
-            "FCALL of the bare compare-and-swap (the floor above)",
-            Vec::new(),
-        ),
-        ("RedisStore::rotate (our refresh's store call)", Vec::new()),
-    ];
-    for _ in 0..rounds {
-        let (c, k, v) = (conn.clone(), Arc::clone(&keys), Arc::clone(&value));
-        let set = ops_per_second(RATE_TASKS, seconds, move |t, n| {
+    let stamp = Arc::new(vec![b'x'; 9]);
+    let fresh = Arc::new(AtomicU64::new(0));
+    let cap = SessionLimit::new(
+        NonZeroU32::new(CAP).ok_or_else(|| BenchError::new("cap", "zero"))?,
+        LimitMode::EvictOldest,
+    );
+    let mut rows: Vec<(&'static str, RateOp)> = Vec::new();
+    let (c, k, v) = (conn.clone(), Arc::clone(&keys), Arc::clone(&value));
+    rows.push((
+        "SET of a record-sized value (the peer's refresh, or its login's write)",
+        Arc::new(move |t, n| {
             let (mut c, key, v) = (c.clone(), k.get(pick(t, n)).cloned(), Arc::clone(&v));
-            async move {
+            Box::pin(async move {
                 let key = key.ok_or_else(|| BenchError::new("pick", "no such key"))?;
                 redis::cmd("SET")
                     .arg(key)
@@ -638,31 +646,66 @@ async fn measure_rates(
                     .query_async::<()>(&mut c)
                     .await
                     .map_err(BenchError::with("SET"))
-            }
-        })
-        .await?;
-        let (c, k, tk) = (conn.clone(), Arc::clone(&keys), Arc::clone(&token));
-        let cas = ops_per_second(RATE_TASKS, seconds, move |t, n| {
-            let (mut c, key, tk) = (c.clone(), k.get(pick(t, n)).cloned(), Arc::clone(&tk));
-            async move {
-                let key = key.ok_or_else(|| BenchError::new("pick", "no such key"))?;
+            })
+        }),
+    ));
+    for (name, function, args) in [
+        (
+            "FCALL of the bare compare-and-swap (a rotation's floor above)",
+            "commandstats_cas",
+            vec![Arc::clone(&token), Arc::clone(&token)],
+        ),
+        (
+            "FCALL of the bare check-and-mark (a revoke's floor above)",
+            "commandstats_mark",
+            vec![Arc::clone(&stamp)],
+        ),
+    ] {
+        let (c, k, args) = (conn.clone(), Arc::clone(&keys), Arc::new(args));
+        rows.push((
+            name,
+            Arc::new(move |t, n| {
+                let (mut c, key, args) = (c.clone(), k.get(pick(t, n)).cloned(), Arc::clone(&args));
+                Box::pin(async move {
+                    let key = key.ok_or_else(|| BenchError::new("pick", "no such key"))?;
+                    let mut call = redis::cmd("FCALL");
+                    call.arg(function).arg(1).arg(key);
+                    for arg in args.iter() {
+                        call.arg(arg.as_slice());
+                    }
+                    call.query_async::<redis::Value>(&mut c)
+                        .await
+                        .map(drop)
+                        .map_err(BenchError::with("FCALL"))
+                })
+            }),
+        ));
+    }
+    let (c, f, v) = (conn.clone(), Arc::clone(&fresh), Arc::clone(&value));
+    rows.push((
+        "FCALL of a login's commands alone on new keys (its floor above)",
+        Arc::new(move |_, _| {
+            let (mut c, n, v) = (c.clone(), f.fetch_add(1, Ordering::Relaxed), Arc::clone(&v));
+            Box::pin(async move {
                 redis::cmd("FCALL")
-                    .arg("commandstats_cas")
-                    .arg(1)
-                    .arg(key)
-                    .arg(tk.as_slice())
-                    .arg(tk.as_slice())
+                    .arg("commandstats_login")
+                    .arg(2)
+                    .arg(format!("{PREFIX}rate:login:{{{n}}}:s"))
+                    .arg(format!("{PREFIX}rate:login:{{{n}}}:u"))
+                    .arg(v.as_slice())
                     .query_async::<redis::Value>(&mut c)
                     .await
                     .map(drop)
                     .map_err(BenchError::with("FCALL"))
-            }
-        })
-        .await?;
-        let (s, h) = (Arc::clone(&store), Arc::clone(&held));
-        let rotate = ops_per_second(RATE_TASKS, seconds, move |t, n| {
-            let (s, session) = (Arc::clone(&s), h.get(pick(t, n)).copied());
-            async move {
+            })
+        }),
+    ));
+    let (st, h) = (Arc::clone(&store), Arc::clone(&held));
+    rows.push((
+        "RedisStore::rotate (our refresh's store call)",
+        Arc::new(move |t, n| {
+            let (s, session) = (Arc::clone(&st), h.get(pick(t, n)).copied());
+            Box::pin(async move {
                 let (id, hash) =
                     session.ok_or_else(|| BenchError::new("pick", "no such session"))?;
                 let now = SystemClock.now();
@@ -681,11 +724,30 @@ async fn measure_rates(
                     RotateOutcome::Rotated(_) => Ok(()),
                     other => Err(BenchError::new("rotate", format!("{other:?}"))),
                 }
-            }
-        })
-        .await?;
-        for (row, rate) in rows.iter_mut().zip([set, cas, rotate]) {
-            row.1.push(rate);
+            })
+        }),
+    ));
+    let (st, f) = (Arc::clone(&store), Arc::clone(&fresh));
+    rows.push((
+        "RedisStore::create, cap 20, a new user (our login's store call)",
+        Arc::new(move |_, _| {
+            let (s, n) = (Arc::clone(&st), f.fetch_add(1, Ordering::Relaxed));
+            Box::pin(async move {
+                let user =
+                    UserId::new(format!("rate-login-{n}")).map_err(BenchError::with("user"))?;
+                s.create(record(&user, SystemClock.now())?, cap)
+                    .await
+                    .map(drop)
+                    .map_err(BenchError::with("create"))
+            })
+        }),
+    ));
+    let mut rates: Vec<(&'static str, Vec<f64>)> =
+        rows.iter().map(|(name, _)| (*name, Vec::new())).collect();
+    for _ in 0..rounds {
+        for ((_, op), (_, rate)) in rows.iter().zip(rates.iter_mut()) {
+            let op = Arc::clone(op);
+            rate.push(ops_per_second(RATE_TASKS, seconds, move |t, n| op(t, n)).await?);
         }
     }
     redis::cmd("FUNCTION")
@@ -694,7 +756,7 @@ async fn measure_rates(
         .query_async::<()>(admin)
         .await
         .map_err(BenchError::with("FUNCTION DELETE"))?;
-    Ok(rows)
+    Ok(rates)
 }
 
 async fn scrub(admin: &mut MultiplexedConnection) -> Result<(), BenchError> {
