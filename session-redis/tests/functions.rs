@@ -12,8 +12,9 @@ mod support;
 
 use std::time::Duration;
 
+use session_core::time::OffsetDateTime;
 use session_core::time::macros::datetime;
-use session_core::{SessionLimit, SessionStore, UserId};
+use session_core::{SessionLimit, SessionRecord, SessionStore, UserId};
 use session_redis::RedisStore;
 use support::Topo;
 
@@ -27,6 +28,17 @@ async fn libraries(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> 
         .await
         .unwrap();
     listed.len()
+}
+
+/// A one-minute session of the new user `user`, created in `store` at `now`.
+async fn stored(store: &RedisStore, user: &str, now: OffsetDateTime) -> SessionRecord {
+    let user = UserId::new(user).unwrap();
+    let record = support::record(&user, now, Duration::from_secs(60), Duration::from_secs(60));
+    store
+        .create(record.clone(), SessionLimit::UNLIMITED)
+        .await
+        .unwrap();
+    record
 }
 
 /// A store on `topo` uses the library, and every node holding data (each Cluster primary)
@@ -46,12 +58,7 @@ async fn loaded_everywhere(topo: Topo) {
     // Users spread over slots (and so over the Cluster's primaries) all work.
     let now = datetime!(2030-01-01 0:00 UTC);
     for n in 0..24 {
-        let user = UserId::new(format!("spread-{n}")).unwrap();
-        let record = support::record(&user, now, Duration::from_secs(60), Duration::from_secs(60));
-        store
-            .create(record.clone(), SessionLimit::UNLIMITED)
-            .await
-            .unwrap();
+        let record = stored(&store, &format!("spread-{n}"), now).await;
         assert!(
             store
                 .touch(&record.id, now, now + Duration::from_secs(30))
@@ -99,12 +106,7 @@ async fn stores_of_one_version_share_the_library() {
     assert_eq!(listed.len(), 1, "one library for both stores: {listed:?}");
 
     let now = datetime!(2030-01-01 0:00 UTC);
-    let user = UserId::new("shared").unwrap();
-    let record = support::record(&user, now, Duration::from_secs(60), Duration::from_secs(60));
-    first
-        .create(record.clone(), SessionLimit::UNLIMITED)
-        .await
-        .unwrap();
+    let record = stored(&first, "shared", now).await;
     assert!(
         second
             .touch(&record.id, now, now + Duration::from_secs(30))
@@ -125,12 +127,7 @@ async fn a_server_without_functions_gets_scripts() {
     let store = RedisStore::connect(server.config()).await.unwrap();
     assert_eq!(store.function_library(), None);
     let now = datetime!(2030-01-01 0:00 UTC);
-    let user = UserId::new("scripts").unwrap();
-    let record = support::record(&user, now, Duration::from_secs(60), Duration::from_secs(60));
-    store
-        .create(record.clone(), SessionLimit::UNLIMITED)
-        .await
-        .unwrap();
+    let record = stored(&store, "scripts", now).await;
     assert!(
         store
             .touch(&record.id, now, now + Duration::from_secs(30))
@@ -160,12 +157,8 @@ async fn a_malformed_revocation_stamp_writes_nothing() {
         .unwrap();
     let library = store.function_library().unwrap().to_owned();
     let now = datetime!(2030-01-01 0:00 UTC);
-    let user = UserId::new("stamped").unwrap();
-    let record = support::record(&user, now, Duration::from_secs(60), Duration::from_secs(60));
-    store
-        .create(record.clone(), SessionLimit::UNLIMITED)
-        .await
-        .unwrap();
+    let record = stored(&store, "stamped", now).await;
+    let user = record.user_id.clone();
     let key = support::session_key(&prefix, &record.id);
     let mut conn = server
         .client()
@@ -178,36 +171,34 @@ async fn a_malformed_revocation_stamp_writes_nothing() {
         .await
         .unwrap();
     let micros = (now.unix_timestamp_nanos() / 1000).to_string();
+    let tag = session_core::RoutingTag::for_user(&user);
     for stamp in [&[1_u8][..], &[1_u8; 10][..]] {
-        let refused = redis::cmd("FCALL")
+        let mut revoke = redis::cmd("FCALL");
+        revoke
             .arg(format!("{library}_revoke"))
             .arg(1)
             .arg(&key)
             .arg(&micros)
-            .arg(stamp)
-            .query_async::<redis::Value>(&mut conn)
-            .await
-            .unwrap_err();
-        assert!(
-            refused.to_string().contains("revocation stamp"),
-            "{refused}"
-        );
-        let tag = session_core::RoutingTag::for_user(&user);
-        let refused = redis::cmd("FCALL")
+            .arg(stamp);
+        let mut revoke_all = redis::cmd("FCALL");
+        revoke_all
             .arg(format!("{library}_revoke_all"))
             .arg(1)
             .arg(support::index_key(&prefix, &user))
             .arg(&micros)
             .arg("")
             .arg(stamp)
-            .arg(format!("{prefix}{{{tag}}}:s:"))
-            .query_async::<redis::Value>(&mut conn)
-            .await
-            .unwrap_err();
-        assert!(
-            refused.to_string().contains("revocation stamp"),
-            "{refused}"
-        );
+            .arg(format!("{prefix}{{{tag}}}:s:"));
+        for call in [revoke, revoke_all] {
+            let refused = call
+                .query_async::<redis::Value>(&mut conn)
+                .await
+                .unwrap_err();
+            assert!(
+                refused.to_string().contains("revocation stamp"),
+                "{refused}"
+            );
+        }
     }
     let after: Vec<u8> = redis::cmd("GET")
         .arg(&key)

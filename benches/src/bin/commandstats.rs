@@ -454,6 +454,20 @@ redis.register_function('commandstats_mark', function(keys, args)
 end)
 ";
 
+/// Loads the floor library (`load`), or deletes it.
+async fn floor_library(admin: &mut MultiplexedConnection, load: bool) -> Result<(), BenchError> {
+    let mut call = redis::cmd("FUNCTION");
+    if load {
+        call.arg("LOAD").arg("REPLACE").arg(FLOOR_LIBRARY);
+    } else {
+        call.arg("DELETE").arg("commandstats_floor");
+    }
+    call.query_async::<redis::Value>(admin)
+        .await
+        .map(drop)
+        .map_err(BenchError::with("FUNCTION"))
+}
+
 /// The floor rows: `FCALL`s of functions that only run the commands of a new user's login (on
 /// new keys), of `revoke`, of `touch`/`rotate` (and the `SETRANGE` + `PEXPIRE` they could use
 /// instead of `SET PX`), or nothing, on the record-sized keys of the `SET` rows.
@@ -462,13 +476,7 @@ async fn measure_floor(
     calls: usize,
     len: usize,
 ) -> Result<Vec<Row>, BenchError> {
-    redis::cmd("FUNCTION")
-        .arg("LOAD")
-        .arg("REPLACE")
-        .arg(FLOOR_LIBRARY)
-        .query_async::<String>(admin)
-        .await
-        .map_err(BenchError::with("FUNCTION LOAD"))?;
+    floor_library(admin, true).await?;
     let mut rows = Vec::new();
     let record = vec![b'x'; len];
     reset(admin).await?;
@@ -546,12 +554,7 @@ async fn measure_floor(
             calls: n,
         });
     }
-    redis::cmd("FUNCTION")
-        .arg("DELETE")
-        .arg("commandstats_floor")
-        .query_async::<()>(admin)
-        .await
-        .map_err(BenchError::with("FUNCTION DELETE"))?;
+    floor_library(admin, false).await?;
     Ok(rows)
 }
 
@@ -580,13 +583,7 @@ async fn measure_rates(
     seconds: Duration,
     rounds: usize,
 ) -> Result<Vec<(&'static str, Vec<f64>)>, BenchError> {
-    redis::cmd("FUNCTION")
-        .arg("LOAD")
-        .arg("REPLACE")
-        .arg(FLOOR_LIBRARY)
-        .query_async::<String>(admin)
-        .await
-        .map_err(BenchError::with("FUNCTION LOAD"))?;
+    floor_library(admin, true).await?;
     let client = redis::Client::open(url).map_err(BenchError::with("client"))?;
     let conn = client
         .get_multiplexed_async_connection()
@@ -750,12 +747,7 @@ async fn measure_rates(
             rate.push(ops_per_second(RATE_TASKS, seconds, move |t, n| op(t, n)).await?);
         }
     }
-    redis::cmd("FUNCTION")
-        .arg("DELETE")
-        .arg("commandstats_floor")
-        .query_async::<()>(admin)
-        .await
-        .map_err(BenchError::with("FUNCTION DELETE"))?;
+    floor_library(admin, false).await?;
     Ok(rates)
 }
 

@@ -163,80 +163,91 @@ enum Write<'a> {
     OursV9(&'a sqlx9::PgPool, &'a str),
 }
 
+/// One [`Write`] lane on one sqlx: `$query` makes the statement from its text, `$what` names the
+/// driver in errors. (The two sqlx versions share no types, hence a macro.)
+macro_rules! write_lane {
+    ($pool:expr, $sql:expr, $ours:expr, $query:path, $what:literal, $tasks:expr, $seconds:expr, $keys:expr) => {{
+        let (pool, sql, ours, keys, tasks) = (
+            $pool.clone(),
+            Arc::new($sql.to_owned()),
+            $ours,
+            $keys,
+            $tasks,
+        );
+        rate(tasks, $seconds, move |t, n| {
+            let (pool, sql) = (pool.clone(), Arc::clone(&sql));
+            let (id, bytes) = owned(&keys, tasks, t, n);
+            async move {
+                let now = SystemClock.now();
+                let query = $query(sql.as_str());
+                let query = if ours {
+                    query
+                        .bind(bytes.clone())
+                        .bind(now)
+                        .bind(now + time::Duration::days(1))
+                        .bind(id)
+                        .bind(bytes)
+                } else {
+                    query
+                        .bind(id)
+                        .bind(bytes)
+                        .bind(now + time::Duration::hours(1))
+                };
+                let row = query
+                    .fetch_optional(&pool)
+                    .await
+                    .map_err(|e| BenchError::new($what, e.to_string()))?;
+                if ours && row.is_none() {
+                    return Err(BenchError::new("rotate", "the swap matched no row"));
+                }
+                Ok(())
+            }
+        })
+        .await
+    }};
+}
+
+/// A statement on sqlx 0.8 from its text.
+fn query8(sql: &str) -> sqlx8::query::Query<'_, sqlx8::Postgres, sqlx8::postgres::PgArguments> {
+    sqlx8::query(sql)
+}
+
+/// A statement on sqlx 0.9 from its text.
+fn query9(
+    sql: &str,
+) -> sqlx9::query::Query<'static, sqlx9::Postgres, sqlx9::postgres::PgArguments> {
+    sqlx9::query(sqlx9::AssertSqlSafe(sql.to_owned()))
+}
+
 impl Write<'_> {
     async fn rate(&self, tasks: usize, seconds: Duration, keys: &Rows) -> Result<f64, BenchError> {
         let keys = Arc::clone(keys);
-        let fail = |what: &'static str| {
-            move |e: &dyn std::error::Error| BenchError::new(what, e.to_string())
-        };
         match *self {
             Self::PeerV8(pool, sql) | Self::OursV8(pool, sql) => {
                 let ours = matches!(self, Self::OursV8(..));
-                let (pool, sql) = (pool.clone(), Arc::new(sql.to_owned()));
-                rate(tasks, seconds, move |t, n| {
-                    let (pool, sql) = (pool.clone(), Arc::clone(&sql));
-                    let (id, bytes) = owned(&keys, tasks, t, n);
-                    async move {
-                        let now = SystemClock.now();
-                        let query = sqlx8::query(&sql);
-                        let query = if ours {
-                            query
-                                .bind(bytes.clone())
-                                .bind(now)
-                                .bind(now + time::Duration::days(1))
-                                .bind(id)
-                                .bind(bytes)
-                        } else {
-                            query
-                                .bind(id)
-                                .bind(bytes)
-                                .bind(now + time::Duration::hours(1))
-                        };
-                        let row = query
-                            .fetch_optional(&pool)
-                            .await
-                            .map_err(|e| fail("sqlx 0.8 write")(&e))?;
-                        if ours && row.is_none() {
-                            return Err(BenchError::new("rotate", "the swap matched no row"));
-                        }
-                        Ok(())
-                    }
-                })
-                .await
+                write_lane!(
+                    pool,
+                    sql,
+                    ours,
+                    query8,
+                    "sqlx 0.8 write",
+                    tasks,
+                    seconds,
+                    keys
+                )
             }
             Self::PeerV9(pool, sql) | Self::OursV9(pool, sql) => {
                 let ours = matches!(self, Self::OursV9(..));
-                let (pool, sql) = (pool.clone(), Arc::new(sql.to_owned()));
-                rate(tasks, seconds, move |t, n| {
-                    let (pool, sql) = (pool.clone(), Arc::clone(&sql));
-                    let (id, bytes) = owned(&keys, tasks, t, n);
-                    async move {
-                        let now = SystemClock.now();
-                        let query = sqlx9::query(sqlx9::AssertSqlSafe(sql.as_str().to_owned()));
-                        let query = if ours {
-                            query
-                                .bind(bytes.clone())
-                                .bind(now)
-                                .bind(now + time::Duration::days(1))
-                                .bind(id)
-                                .bind(bytes)
-                        } else {
-                            query
-                                .bind(id)
-                                .bind(bytes)
-                                .bind(now + time::Duration::hours(1))
-                        };
-                        let row = query
-                            .fetch_optional(&pool)
-                            .await
-                            .map_err(|e| fail("sqlx 0.9 write")(&e))?;
-                        if ours && row.is_none() {
-                            return Err(BenchError::new("rotate", "the swap matched no row"));
-                        }
-                        Ok(())
-                    }
-                })
-                .await
+                write_lane!(
+                    pool,
+                    sql,
+                    ours,
+                    query9,
+                    "sqlx 0.9 write",
+                    tasks,
+                    seconds,
+                    keys
+                )
             }
         }
     }
