@@ -330,7 +330,7 @@ mod tests {
         let other = RedisError::from((
             ErrorKind::Server(ServerErrorKind::ResponseError),
             "An error was signalled by the server",
-            "rotate: the next token hash is not 32 bytes".to_owned(),
+            "rotate: a token hash is not 32 bytes".to_owned(),
         ));
         assert!(!is_function_missing(&other));
     }
