@@ -63,7 +63,7 @@ struct Args {
     calls: usize,
     url: Option<String>,
     modes: Vec<bool>,
-    rate_seconds: u64,
+    rate_seconds: Duration,
 }
 
 fn parse_args() -> Result<Args, BenchError> {
@@ -71,7 +71,7 @@ fn parse_args() -> Result<Args, BenchError> {
         calls: 10_000,
         url: None,
         modes: vec![true, false],
-        rate_seconds: 2,
+        rate_seconds: Duration::from_secs(2),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -85,8 +85,10 @@ fn parse_args() -> Result<Args, BenchError> {
             }
             "--url" => args.url = Some(value()?),
             "--rate-seconds" => {
-                args.rate_seconds = value()?
+                let seconds: f64 = value()?
                     .parse()
+                    .map_err(BenchError::with("--rate-seconds"))?;
+                args.rate_seconds = Duration::try_from_secs_f64(seconds)
                     .map_err(BenchError::with("--rate-seconds"))?;
             }
             "--modes" => {
@@ -813,15 +815,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
     } else {
         Vec::new()
     };
-    let rates = if args.modes.contains(&true) && args.rate_seconds > 0 {
-        measure_rates(
-            &url,
-            &mut admin,
-            len,
-            Duration::from_secs(args.rate_seconds),
-            2,
-        )
-        .await?
+    let rates = if args.modes.contains(&true) && !args.rate_seconds.is_zero() {
+        measure_rates(&url, &mut admin, len, args.rate_seconds, 2).await?
     } else {
         Vec::new()
     };
@@ -862,8 +857,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
     }
     if let Some(set) = rates.first().map(|(_, r)| r.clone()) {
         println!(
-            "\nThroughput at {RATE_TASKS} tasks ({}s per row, rows back to back, two rounds; × SET of the same round)\n",
-            args.rate_seconds
+            "\nThroughput at {RATE_TASKS} tasks ({} s per row, rows back to back, two rounds; × SET of the same round)\n",
+            args.rate_seconds.as_secs_f64()
         );
         println!("| row | round 1 ops/s | × SET | round 2 ops/s | × SET |");
         println!("|---|---:|---:|---:|---:|");

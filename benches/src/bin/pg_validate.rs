@@ -261,9 +261,9 @@ async fn main() -> Result<(), BenchError> {
         let value = args.next().unwrap_or_default();
         match flag.as_str() {
             "--seconds" => {
-                seconds = Duration::from_secs(
-                    value.parse().map_err(|e| BenchError::new("--seconds", e))?,
-                );
+                let parsed: f64 = value.parse().map_err(|e| BenchError::new("--seconds", e))?;
+                seconds = Duration::try_from_secs_f64(parsed)
+                    .map_err(|e| BenchError::new("--seconds", e))?;
             }
             "--tasks" => tasks = value.parse().map_err(|e| BenchError::new("--tasks", e))?,
             other => return Err(BenchError::new(other.to_owned(), "unknown flag")),
