@@ -2,26 +2,13 @@
 //! every store, its raw limit and its tower-sessions peer, a fraction of a second per row. It
 //! needs the local servers (`scripts/services.sh up`); any store error fails it.
 
-#![allow(
-    clippy::panic,
-    clippy::print_stdout,
-    reason = "a test reports and fails"
-)]
+mod support;
+
+use support::run;
 
 #[test]
 fn throughput_harness_smoke_run_succeeds() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_throughput"))
-        .arg("--smoke")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the throughput harness: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "the smoke run failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    let stdout = run(env!("CARGO_BIN_EXE_throughput"), &["--smoke"]);
     for store in ["postgres", "redis"] {
         let near_cache = stdout
             .split("### Near cache: validate")

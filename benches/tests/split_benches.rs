@@ -2,28 +2,9 @@
 //! they cannot rot: each must finish without error and print every row it measures. They need
 //! the local servers (`scripts/services.sh up`; `commandstats` starts its own `redis-server`).
 
-#![allow(
-    clippy::panic,
-    clippy::print_stdout,
-    reason = "a test reports and fails"
-)]
+mod support;
 
-/// Runs `binary` with `args`; its standard output, or a failure naming what it printed.
-fn run(binary: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(binary)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "{binary} failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    stdout
-}
+use support::run;
 
 #[test]
 fn commandstats_measures_every_row() {

@@ -46,11 +46,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use session_benches::{BenchError, ops_per_second};
+use session_benches::{BenchError, new_record, ops_per_second};
 use session_core::time::OffsetDateTime;
 use session_core::{
-    Clock, DeviceInfo, LimitMode, RefreshToken, RevokeReason, RotateOutcome, Rotation, SessionId,
-    SessionLimit, SessionRecord, SessionStore, SystemClock, TokenHash, UserId,
+    Clock, DeviceInfo, LimitMode, RevokeReason, RotateOutcome, Rotation, SessionLimit,
+    SessionRecord, SessionStore, SystemClock, TokenHash, UserId,
 };
 use session_redis::{RedisConfig, RedisStore};
 
@@ -190,26 +190,16 @@ async fn reset(conn: &mut MultiplexedConnection) -> Result<(), BenchError> {
         .map_err(BenchError::with("CONFIG RESETSTAT"))
 }
 
+/// A record of `user` created at `now`, one hour idle, with a browser's device fields.
 fn record(user: &UserId, now: OffsetDateTime) -> Result<SessionRecord, BenchError> {
-    let id = SessionId::generate(user);
-    let token = RefreshToken::generate(id).map_err(BenchError::with("token"))?;
-    Ok(SessionRecord {
-        id,
-        user_id: user.clone(),
-        created_at: now,
-        last_active_at: now,
-        idle_expires_at: now + Duration::from_secs(3600),
-        absolute_expires_at: now + Duration::from_secs(30 * 86_400),
-        token_hash: token.hash(),
-        generation: 0,
-        previous_token_hash: None,
-        rotated_at: None,
-        revoked: None,
-        device: DeviceInfo::new()
+    new_record(
+        user,
+        now,
+        Duration::from_secs(3600),
+        DeviceInfo::new()
             .with_user_agent("Mozilla/5.0 (X11; Linux x86_64) commandstats/1")
             .with_ip(std::net::IpAddr::from([192, 0, 2, 7])),
-        data: None,
-    })
+    )
 }
 
 fn user(run: &str, n: usize) -> Result<UserId, BenchError> {

@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::sqlx as sqlx9;
-use session_benches::{BenchError, Servers, bench_config, ops_per_second as rate};
+use session_benches::{BenchError, Servers, bench_config, new_record, ops_per_second as rate};
 use session_core::{
-    Clock as _, DeviceInfo, LimitMode, LoginRequest, RefreshToken, Rotation, SessionId,
-    SessionLimit, SessionManager, SessionRecord, SessionStore, SystemClock, TokenHash, UserId,
+    Clock as _, DeviceInfo, LimitMode, LoginRequest, Rotation, SessionId, SessionLimit,
+    SessionManager, SessionStore, SystemClock, TokenHash, UserId,
 };
 use session_db::{DbConfig, DbStore};
 use tower_sessions::session::{Id, Record};
@@ -39,34 +39,37 @@ const TABLE: &str = "bench_pgsplit";
 const PEER_TABLE: &str = "bench_pgsplit_peer";
 const SESSIONS: usize = 1_000;
 
-/// A new session record of a new user named `user`, as a login makes it.
-fn new_record(user: &str) -> Result<SessionRecord, BenchError> {
-    let user = UserId::new(user).map_err(|e| BenchError::new("user", e))?;
-    let now = SystemClock.now();
-    let id = SessionId::generate(&user);
-    let token = RefreshToken::generate(id).map_err(|e| BenchError::new("token", e))?;
-    Ok(SessionRecord {
-        id,
-        user_id: user,
-        created_at: now,
-        last_active_at: now,
-        idle_expires_at: now + time::Duration::days(1),
-        absolute_expires_at: now + time::Duration::days(30),
-        token_hash: token.hash(),
-        generation: 0,
-        previous_token_hash: None,
-        rotated_at: None,
-        revoked: None,
-        device: DeviceInfo::new(),
-        data: None,
-    })
-}
-
 /// A bare select by id on one of the two sqlx versions: the pool, the text, and whether it
 /// binds the current instant as `$2`.
 enum Statement<'a> {
     V8(&'a sqlx8::PgPool, &'a str, bool),
     V9(&'a sqlx9::PgPool, &'a str, bool),
+}
+
+/// One [`Statement`] lane on one sqlx: `$query` makes the statement from its text, `$what`
+/// names the driver in errors. (The two sqlx versions share no types, hence a macro.)
+macro_rules! read_lane {
+    ($pool:expr, $sql:expr, $with_now:expr, $query:path, $what:literal, $tasks:expr, $seconds:expr, $keys:expr) => {{
+        let (pool, sql, with_now, keys) =
+            ($pool.clone(), Arc::new($sql.to_owned()), $with_now, $keys);
+        rate($tasks, $seconds, move |t, n| {
+            let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&keys, t, n));
+            async move {
+                let query = $query(sql.as_str()).bind(id);
+                let query = if with_now {
+                    query.bind(SystemClock.now())
+                } else {
+                    query
+                };
+                query
+                    .fetch_optional(&pool)
+                    .await
+                    .map(drop)
+                    .map_err(|e| BenchError::new($what, e.to_string()))
+            }
+        })
+        .await
+    }};
 }
 
 impl Statement<'_> {
@@ -80,45 +83,14 @@ impl Statement<'_> {
         let keys = Arc::clone(keys);
         match *self {
             Self::V8(pool, sql, with_now) => {
-                let (pool, sql) = (pool.clone(), Arc::new(sql.to_owned()));
-                rate(tasks, seconds, move |t, n| {
-                    let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&keys, t, n));
-                    async move {
-                        let query = sqlx8::query(&sql).bind(id);
-                        let query = if with_now {
-                            query.bind(SystemClock.now())
-                        } else {
-                            query
-                        };
-                        query
-                            .fetch_optional(&pool)
-                            .await
-                            .map(drop)
-                            .map_err(|e| BenchError::new("sqlx 0.8", e))
-                    }
-                })
-                .await
+                read_lane!(
+                    pool, sql, with_now, query8, "sqlx 0.8", tasks, seconds, keys
+                )
             }
             Self::V9(pool, sql, with_now) => {
-                let (pool, sql) = (pool.clone(), Arc::new(sql.to_owned()));
-                rate(tasks, seconds, move |t, n| {
-                    let (pool, sql, id) = (pool.clone(), Arc::clone(&sql), pick(&keys, t, n));
-                    async move {
-                        let query =
-                            sqlx9::query(sqlx9::AssertSqlSafe(sql.as_str().to_owned())).bind(id);
-                        let query = if with_now {
-                            query.bind(SystemClock.now())
-                        } else {
-                            query
-                        };
-                        query
-                            .fetch_optional(&pool)
-                            .await
-                            .map(drop)
-                            .map_err(|e| BenchError::new("sqlx 0.9", e))
-                    }
-                })
-                .await
+                read_lane!(
+                    pool, sql, with_now, query9, "sqlx 0.9", tasks, seconds, keys
+                )
             }
         }
     }
@@ -465,7 +437,14 @@ async fn main() -> Result<(), BenchError> {
                 rate(tasks, seconds, move |_, _| {
                     let (s, n) = (Arc::clone(&s), f.fetch_add(1, Ordering::Relaxed));
                     async move {
-                        let record = new_record(&format!("c{r}-{n}"))?;
+                        let user = UserId::new(format!("c{r}-{n}"))
+                            .map_err(|e| BenchError::new("user", e))?;
+                        let record = new_record(
+                            &user,
+                            SystemClock.now(),
+                            Duration::from_secs(86_400),
+                            DeviceInfo::new(),
+                        )?;
                         s.create(record, limit)
                             .await
                             .map(drop)
